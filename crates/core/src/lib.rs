@@ -1,0 +1,34 @@
+//! The process core: everything exec-server does with operating-system
+//! processes, independent of any protocol or transport.
+//!
+//! - [`spawn_process`] (in [`process`]) validates a [`ProcessConfig`],
+//!   allocates pipes or a PTY ([`pty`]) and creates the child through the
+//!   fork-free spawner in `spawn`, which also arms the parent-death signal.
+//! - The output pump (`pump`) is one task per process: it reads stdout and
+//!   stderr (or the PTY), keeps a bounded copy in [`retention`], sends
+//!   [`ProcessEvent`]s with per-process sequence numbers through a bounded
+//!   channel (backpressure, never loss), reaps the child through a pidfd and
+//!   reports its exit after its output.
+//! - The stdin writer (`stdin`) feeds queued writes to the child.
+//! - [`ProcessGroups`] kills sets of process groups at cleanup time.
+//!
+//! Every child is the leader of its own process group (PTY children lead
+//! their own session, with the PTY as controlling terminal), so signals and
+//! kills reach grandchildren and background jobs too.
+
+pub mod groups;
+pub mod process;
+pub mod pty;
+pub mod retention;
+
+mod pump;
+mod spawn;
+mod stdin;
+
+pub use groups::ProcessGroups;
+pub use process::{
+    ControlError, ExitStatus, OutputStream, Process, ProcessConfig, ProcessEvent, ProcessHandle,
+    SpawnError, StdinMode, StdioMode, signal_process_group, spawn_process,
+};
+pub use pty::TerminalSize;
+pub use pump::MAX_CHUNK_BYTES;

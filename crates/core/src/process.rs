@@ -1,0 +1,475 @@
+//! Starting a process and controlling it afterwards.
+//!
+//! [`spawn_process`] validates a [`ProcessConfig`], sets up pipes or a PTY,
+//! creates the child through [`crate::spawn`] and starts its output pump.
+//! The result is a [`Process`]: a cloneable [`ProcessHandle`] for control
+//! (stdin, resize, signals, retained output, exit status) and the receiver
+//! of its [`ProcessEvent`]s.
+
+use std::ffi::{CString, OsStr};
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use rustix::fs::{Mode, OFlags};
+use rustix::pipe::PipeFlags;
+use tokio::io::unix::AsyncFd;
+use tokio::sync::{mpsc, watch};
+
+use crate::pty::{self, TerminalSize};
+use crate::pump::{self, PumpStreams};
+use crate::retention::{DEFAULT_RETAINED_BYTES, RetainedOutput};
+use crate::spawn::{self, ChildSpec};
+use crate::stdin::{self, StdinOp};
+
+/// Which stream a chunk of output came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+    /// The terminal of a PTY-backed process (stdout and stderr merged).
+    Pty,
+}
+
+/// How a pipe-mode process's stdin is set up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StdinMode {
+    /// `/dev/null`: the child reads end-of-file at once.
+    #[default]
+    Null,
+    /// A pipe the client writes to.
+    Pipe,
+}
+
+/// Pipes or a terminal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StdioMode {
+    Pipes { stdin: StdinMode },
+    Terminal { size: TerminalSize },
+}
+
+/// Everything needed to start one process.
+#[derive(Clone, Debug)]
+pub struct ProcessConfig {
+    /// Program and arguments; `argv[0]` is looked up in `PATH` (the child's
+    /// `PATH` if `env` sets one, else the server's) unless it contains `/`.
+    pub argv: Vec<String>,
+    /// What the child sees as `argv[0]`, if not `argv[0]` itself.
+    pub arg0: Option<String>,
+    /// Absolute working directory.
+    pub cwd: PathBuf,
+    /// The child's complete environment.
+    pub env: Vec<(String, String)>,
+    pub stdio: StdioMode,
+    /// Retention cap per output stream (SPEC 3.1).
+    pub retained_bytes: usize,
+}
+
+impl ProcessConfig {
+    pub fn new(argv: Vec<String>, cwd: impl Into<PathBuf>) -> Self {
+        ProcessConfig {
+            argv,
+            arg0: None,
+            cwd: cwd.into(),
+            env: Vec::new(),
+            stdio: StdioMode::Pipes {
+                stdin: StdinMode::Null,
+            },
+            retained_bytes: DEFAULT_RETAINED_BYTES,
+        }
+    }
+}
+
+/// Why a process could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// The request itself is wrong (maps to invalid params).
+    #[error("{0}")]
+    Invalid(String),
+    /// The operating system refused (maps to an internal error).
+    #[error("failed to spawn `{program}`: {source}")]
+    Os {
+        program: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// How a process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExitStatus {
+    /// The exit status, if it exited normally.
+    pub code: Option<i32>,
+    /// The signal that killed it, if one did.
+    pub signal: Option<i32>,
+}
+
+impl ExitStatus {
+    /// The exit status, or 128 + N for a death by signal N (shell convention).
+    pub fn code_or_signal(&self) -> i32 {
+        match (self.code, self.signal) {
+            (Some(code), _) => code,
+            (None, Some(signal)) => 128 + signal,
+            (None, None) => -1,
+        }
+    }
+}
+
+/// What a running process reports, in order. `seq` counts from 1 per
+/// process across output and exit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProcessEvent {
+    Output {
+        seq: u64,
+        stream: OutputStream,
+        data: Bytes,
+    },
+    /// Sent after every byte the process wrote before it exited.
+    Exited { seq: u64, status: ExitStatus },
+    /// Every stream reached end-of-file and the process was reaped: nothing
+    /// more will come.
+    Closed,
+}
+
+/// A started process: its control handle and its event stream.
+///
+/// The events channel is bounded: when nobody receives, the pump stops
+/// reading and the process blocks on its writes, as with a plain pipe. Drop
+/// the receiver to switch the process to retention-only output: it then never
+/// blocks on output again.
+pub struct Process {
+    pub handle: ProcessHandle,
+    pub events: mpsc::Receiver<ProcessEvent>,
+}
+
+/// Shared control over one process. Cheap to clone.
+#[derive(Clone)]
+pub struct ProcessHandle {
+    shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    pub pid: i32,
+    pub terminal: Option<Arc<AsyncFd<OwnedFd>>>,
+    pub stdin: Option<mpsc::Sender<StdinOp>>,
+    pub retained: Mutex<RetainedOutput>,
+    pub exit: watch::Sender<Option<ExitStatus>>,
+}
+
+/// Errors from controlling a process.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("stdin is closed")]
+    StdinClosed,
+    #[error("process has no terminal")]
+    NoTerminal,
+    #[error("{0}")]
+    Os(#[from] io::Error),
+}
+
+/// Capacity of a process's event channel, in events (each up to
+/// [`pump::MAX_CHUNK_BYTES`]).
+const EVENT_CHANNEL_CAPACITY: usize = 16;
+/// Writes queued for a process's stdin before `write` waits.
+const STDIN_QUEUE_CAPACITY: usize = 64;
+
+impl ProcessHandle {
+    /// The child's pid, which is also its process group id.
+    pub fn pid(&self) -> i32 {
+        self.shared.pid
+    }
+
+    pub fn has_terminal(&self) -> bool {
+        self.shared.terminal.is_some()
+    }
+
+    pub fn has_stdin(&self) -> bool {
+        self.shared.stdin.is_some()
+    }
+
+    /// Queues bytes for the child's stdin, in order. Waits only when many
+    /// writes are already queued and the child is not reading.
+    pub async fn write_stdin(&self, data: Bytes) -> Result<(), ControlError> {
+        let sender = self
+            .shared
+            .stdin
+            .as_ref()
+            .ok_or(ControlError::StdinClosed)?;
+        sender
+            .send(StdinOp::Write(data))
+            .await
+            .map_err(|_| ControlError::StdinClosed)
+    }
+
+    /// Pipe: closes stdin. PTY: sends the terminal's end-of-file character.
+    pub async fn close_stdin(&self) -> Result<(), ControlError> {
+        let sender = self
+            .shared
+            .stdin
+            .as_ref()
+            .ok_or(ControlError::StdinClosed)?;
+        sender
+            .send(StdinOp::Close)
+            .await
+            .map_err(|_| ControlError::StdinClosed)
+    }
+
+    pub fn resize(&self, size: TerminalSize) -> Result<(), ControlError> {
+        let terminal = self
+            .shared
+            .terminal
+            .as_ref()
+            .ok_or(ControlError::NoTerminal)?;
+        pty::set_size(terminal.get_ref(), size)?;
+        Ok(())
+    }
+
+    /// Sends `signal` to the whole process group. `Ok(false)` when the group
+    /// no longer exists.
+    pub fn signal_group(&self, signal: i32) -> io::Result<bool> {
+        signal_process_group(self.shared.pid, signal)
+    }
+
+    /// SIGKILL to the whole process group.
+    pub fn kill_group(&self) -> io::Result<bool> {
+        self.signal_group(libc::SIGKILL)
+    }
+
+    /// The exit status, once the process was reaped.
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        *self.shared.exit.borrow()
+    }
+
+    /// Waits until the process was reaped and its pre-exit output drained.
+    pub async fn wait(&self) -> ExitStatus {
+        let mut exit = self.shared.exit.subscribe();
+        let status = exit
+            .wait_for(Option::is_some)
+            .await
+            .expect("the sender lives in self");
+        status.expect("waited for Some")
+    }
+
+    /// Runs `f` with the retained output.
+    pub fn with_retained<R>(&self, f: impl FnOnce(&RetainedOutput) -> R) -> R {
+        f(&self
+            .shared
+            .retained
+            .lock()
+            .expect("retention lock poisoned"))
+    }
+}
+
+/// `killpg(pgid, signal)`; `Ok(false)` if the group does not exist (ESRCH).
+pub fn signal_process_group(pgid: i32, signal: i32) -> io::Result<bool> {
+    // SAFETY: killpg has no memory-safety preconditions.
+    if unsafe { libc::killpg(pgid, signal) } == 0 {
+        return Ok(true);
+    }
+    let error = io::Error::last_os_error();
+    if error.raw_os_error() == Some(libc::ESRCH) {
+        Ok(false)
+    } else {
+        Err(error)
+    }
+}
+
+/// Starts a process. Must be called within a tokio runtime.
+pub async fn spawn_process(config: ProcessConfig) -> Result<Process, SpawnError> {
+    let program_name = config.argv.first().cloned().unwrap_or_default();
+    let os_error = |source: io::Error| SpawnError::Os {
+        program: program_name.clone(),
+        source,
+    };
+    let prepared = prepare(&config)?;
+
+    let (stdio, streams, terminal, stdin_fd) = match config.stdio {
+        StdioMode::Pipes { stdin } => {
+            let (stdout_read, stdout_write) = pipe().map_err(os_error)?;
+            let (stderr_read, stderr_write) = pipe().map_err(os_error)?;
+            // A larger pipe lets a fast writer run ahead of our reads.
+            let _ = rustix::pipe::fcntl_setpipe_size(&stdout_write, 1024 * 1024);
+            let (child_stdin, our_stdin) = match stdin {
+                StdinMode::Null => (dev_null().map_err(os_error)?, None),
+                StdinMode::Pipe => {
+                    let (read, write) = pipe().map_err(os_error)?;
+                    rustix::io::ioctl_fionbio(&write, true)
+                        .map_err(io::Error::from)
+                        .map_err(os_error)?;
+                    (read, Some(write))
+                }
+            };
+            for fd in [&stdout_read, &stderr_read] {
+                rustix::io::ioctl_fionbio(fd, true)
+                    .map_err(io::Error::from)
+                    .map_err(os_error)?;
+            }
+            let stdio = [child_stdin, stdout_write, stderr_write];
+            let streams = PumpStreams::Pipes {
+                stdout: register(stdout_read).map_err(os_error)?,
+                stderr: register(stderr_read).map_err(os_error)?,
+            };
+            (
+                stdio,
+                streams,
+                None,
+                our_stdin.map(register).transpose().map_err(os_error)?,
+            )
+        }
+        StdioMode::Terminal { size } => {
+            let pair = pty::open_pty(size).map_err(os_error)?;
+            let slave = spawn::above_stdio(pair.slave).map_err(os_error)?;
+            let stdio = [
+                slave.try_clone().map_err(os_error)?,
+                slave.try_clone().map_err(os_error)?,
+                slave,
+            ];
+            let master = Arc::new(register(pair.master).map_err(os_error)?);
+            (
+                stdio,
+                PumpStreams::Terminal(master.clone()),
+                Some(master),
+                None,
+            )
+        }
+    };
+    let [child_stdin, child_stdout, child_stderr] = stdio;
+    let spec = ChildSpec {
+        program: prepared.program,
+        argv: prepared.argv,
+        envp: prepared.envp,
+        cwd: prepared.cwd,
+        stdio: [
+            spawn::above_stdio(child_stdin).map_err(os_error)?,
+            spawn::above_stdio(child_stdout).map_err(os_error)?,
+            spawn::above_stdio(child_stderr).map_err(os_error)?,
+        ],
+        controlling_tty: terminal.is_some(),
+    };
+    // The spec owns the child's ends of the pipes or the PTY slave; dropping
+    // it after the spawn closes our copies, so end-of-file arrives when the
+    // child side is gone.
+    let child = spawn::spawn(spec).await.map_err(os_error)?;
+    let pidfd = register(child.pidfd).map_err(os_error)?;
+
+    let stdin = match (&terminal, stdin_fd) {
+        (Some(master), _) => Some(stdin::start(master.clone(), true, STDIN_QUEUE_CAPACITY)),
+        (None, Some(fd)) => Some(stdin::start(Arc::new(fd), false, STDIN_QUEUE_CAPACITY)),
+        (None, None) => None,
+    };
+    let (exit, _) = watch::channel(None);
+    let shared = Arc::new(Shared {
+        pid: child.pid,
+        terminal,
+        stdin,
+        retained: Mutex::new(RetainedOutput::new(config.retained_bytes)),
+        exit,
+    });
+    let (events_tx, events) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
+    tokio::spawn(pump::run(streams, pidfd, shared.clone(), events_tx));
+    Ok(Process {
+        handle: ProcessHandle { shared },
+        events,
+    })
+}
+
+fn register(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
+    // SAFETY: the AsyncFd takes ownership of the OwnedFd, so the descriptor
+    // stays open and unchanged for as long as it is registered.
+    unsafe { AsyncFd::register(fd) }.map_err(|e| e.into_parts().1)
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    Ok(rustix::pipe::pipe_with(PipeFlags::CLOEXEC)?)
+}
+
+fn dev_null() -> io::Result<OwnedFd> {
+    Ok(rustix::fs::open(
+        "/dev/null",
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+struct Prepared {
+    program: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+    cwd: CString,
+}
+
+fn cstring(what: &str, value: impl Into<Vec<u8>>) -> Result<CString, SpawnError> {
+    CString::new(value)
+        .map_err(|_| SpawnError::Invalid(format!("{what} must not contain a NUL byte")))
+}
+
+/// Validates the config and converts it to C strings, resolving the program
+/// against `PATH`. Runs before any descriptor is created.
+fn prepare(config: &ProcessConfig) -> Result<Prepared, SpawnError> {
+    let Some(program) = config.argv.first() else {
+        return Err(SpawnError::Invalid("argv must not be empty".into()));
+    };
+    if !config.cwd.is_absolute() {
+        return Err(SpawnError::Invalid("cwd must be an absolute path".into()));
+    }
+    let mut argv = Vec::with_capacity(config.argv.len());
+    argv.push(cstring("arg0", config.arg0.as_deref().unwrap_or(program))?);
+    for arg in &config.argv[1..] {
+        argv.push(cstring("argv", arg.as_str())?);
+    }
+    let mut envp = Vec::with_capacity(config.env.len());
+    for (key, value) in &config.env {
+        if key.is_empty() || key.contains('=') {
+            return Err(SpawnError::Invalid(format!(
+                "env name `{key}` must be non-empty and must not contain `=`"
+            )));
+        }
+        envp.push(cstring("env", format!("{key}={value}"))?);
+    }
+    let child_path = config
+        .env
+        .iter()
+        .rev()
+        .find(|(key, _)| key == "PATH")
+        .map(|(_, value)| value.clone());
+    let resolved =
+        resolve_program(program, child_path.as_deref()).ok_or_else(|| SpawnError::Os {
+            program: program.clone(),
+            source: io::Error::from_raw_os_error(libc::ENOENT),
+        })?;
+    Ok(Prepared {
+        program: cstring("argv", resolved.into_os_string().into_vec())?,
+        argv,
+        envp,
+        cwd: cstring("cwd", config.cwd.as_os_str().as_bytes())?,
+    })
+}
+
+/// `execvp`-style lookup: a name with a `/` is used as given (relative to
+/// the child's cwd); otherwise the first executable regular file in `PATH`.
+fn resolve_program(program: &str, child_path: Option<&str>) -> Option<PathBuf> {
+    if program.contains('/') {
+        return Some(PathBuf::from(program));
+    }
+    if program.is_empty() {
+        return None;
+    }
+    let server_path = std::env::var_os("PATH");
+    let search = match child_path {
+        Some(path) => OsStr::new(path).to_owned(),
+        None => server_path.unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
+    };
+    std::env::split_paths(&search)
+        .map(|dir| dir.join(program))
+        .find(|candidate| is_executable_file(candidate))
+}
+
+fn is_executable_file(path: &Path) -> bool {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    meta.is_file() && rustix::fs::access(path, rustix::fs::Access::EXEC_OK).is_ok()
+}
