@@ -45,13 +45,15 @@ impl ProcessGroups {
         }
     }
 
-    /// SIGKILLs every group in the set and empties it. Returns how many
-    /// groups still had members.
-    pub fn kill_all(&self) -> usize {
+    /// SIGKILLs every group in the set and empties it. Returns the groups
+    /// that were in the set.
+    pub fn kill_all(&self) -> Vec<i32> {
         let groups: Vec<i32> = self.lock().drain().collect();
+        for &pgid in &groups {
+            if let Err(error) = signal_process_group(pgid, libc::SIGKILL) {
+                tracing::warn!(pgid, %error, "killing a process group failed");
+            }
+        }
         groups
-            .into_iter()
-            .filter(|&pgid| matches!(signal_process_group(pgid, libc::SIGKILL), Ok(true)))
-            .count()
     }
 }

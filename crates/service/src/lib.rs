@@ -1,1 +1,108 @@
+//! The exec-server service: transports, protocol routing and the
+//! per-connection handler, on top of the process core.
+//!
+//! Data flow for one connection:
+//!
+//! ```text
+//! transport reader ──Incoming──▶ connection (router + handlers) ──ServerMessage──▶ transport writer
+//!                                      │  spawn, write, terminate           ▲
+//!                                      ▼                                    │
+//!                               process core ──ProcessEvent──▶ forwarder ───┘
+//! ```
+//!
+//! - [`transport`] turns bytes into [`Incoming`] messages and
+//!   [`ServerMessage`](exec_server_protocol::ServerMessage)s back into bytes:
+//!   newline-delimited stdio and websocket frames. A transport is a pair of
+//!   bounded channels; the handler never sees bytes or sockets.
+//! - [`connection`] owns one connection's state: the handshake, its
+//!   processes, and their cleanup when it ends. It routes each request to
+//!   a typed handler and maps errors to JSON-RPC codes in one place.
+//! - `v0` implements protocol `exec-server.v0` (SPEC section 2).
+//! - [`Server`] is what all connections share: configuration and the set of
+//!   every live process group, killed on shutdown.
+//! - [`listen`] parses `--listen` URLs.
+//!
+//! The in-process client uses [`connect_in_process`]: the same connection
+//! handler over channels, with no serialization at all.
 
+pub mod config;
+pub mod connection;
+pub mod listen;
+pub mod transport;
+
+mod v0;
+
+use std::sync::Arc;
+
+use exec_server_core::ProcessGroups;
+use exec_server_protocol::ServerMessage;
+use tokio::sync::mpsc;
+
+pub use config::ServerConfig;
+pub use connection::{Incoming, serve_connection};
+pub use listen::ListenAddress;
+
+/// State shared by every connection of one server. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Server {
+    inner: Arc<ServerInner>,
+}
+
+#[derive(Debug)]
+struct ServerInner {
+    config: ServerConfig,
+    /// Every process group started by any connection and not yet known to
+    /// be empty. Killed on shutdown.
+    groups: ProcessGroups,
+}
+
+impl Server {
+    pub fn new(config: ServerConfig) -> Self {
+        Server {
+            inner: Arc::new(ServerInner {
+                config,
+                groups: ProcessGroups::new(),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn groups(&self) -> &ProcessGroups {
+        &self.inner.groups
+    }
+
+    /// Kills every process of every connection (SIGINT/SIGTERM path).
+    /// Returns how many process groups were signalled.
+    pub fn kill_all_processes(&self) -> usize {
+        self.inner.groups.kill_all().len()
+    }
+
+    /// How many process groups may still have live members.
+    pub fn live_process_groups(&self) -> usize {
+        self.inner.groups.len()
+    }
+}
+
+/// Channel capacity between a connection and its transport writer, in
+/// messages. Together with each process's event channel this bounds what
+/// the server buffers for a client that reads slowly.
+pub const OUTGOING_CAPACITY: usize = 64;
+
+/// Capacity of the channel from a transport reader to its connection.
+pub const INCOMING_CAPACITY: usize = 16;
+
+/// Starts a connection served in this process and returns its two ends:
+/// send [`Incoming`] messages, receive typed [`ServerMessage`]s. Dropping the
+/// sender ends the connection and kills its processes.
+pub fn connect_in_process(
+    server: &Server,
+) -> (mpsc::Sender<Incoming>, mpsc::Receiver<ServerMessage>) {
+    let (incoming_tx, incoming_rx) = mpsc::channel(INCOMING_CAPACITY);
+    let (outgoing_tx, outgoing_rx) = mpsc::channel(OUTGOING_CAPACITY);
+    let server = server.clone();
+    tokio::spawn(async move { serve_connection(server, incoming_rx, outgoing_tx).await });
+    (incoming_tx, outgoing_rx)
+}
