@@ -1,0 +1,184 @@
+//! Client-side transports. Each one is a pair of channels: client messages
+//! out, server messages in. The dispatcher in `client` never sees bytes.
+
+use std::time::Duration;
+
+use exec_server_protocol::wire::{
+    DecodedServerMessage, decode_server_message, encode_client_message,
+};
+use exec_server_protocol::{ClientMessage, ServerMessage};
+use exec_server_service::Incoming;
+use exec_server_protocol::wire::DecodedClientMessage;
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::client::ClientError;
+
+/// Messages queued towards the server before `send` waits.
+const OUTGOING_CAPACITY: usize = 64;
+/// Messages decoded from the server before the reader waits.
+const INBOUND_CAPACITY: usize = 64;
+
+/// Where the dispatcher sends client messages.
+#[derive(Clone)]
+pub(crate) enum Outbound {
+    /// Encoded and written by a transport task.
+    Encoded(mpsc::Sender<ClientMessage>),
+    /// Straight into an in-process connection.
+    InProcess(mpsc::Sender<Incoming>),
+}
+
+impl Outbound {
+    pub(crate) async fn send(&self, message: ClientMessage) -> Result<(), ClientError> {
+        let sent = match self {
+            Outbound::Encoded(tx) => tx.send(message).await.is_ok(),
+            Outbound::InProcess(tx) => tx
+                .send(Incoming::Message(DecodedClientMessage {
+                    message,
+                    jsonrpc: false,
+                }))
+                .await
+                .is_ok(),
+        };
+        if sent { Ok(()) } else { Err(ClientError::Closed) }
+    }
+}
+
+/// Where the dispatcher receives server messages from.
+pub(crate) enum Inbound {
+    Decoded(mpsc::Receiver<DecodedServerMessage>),
+    InProcess(mpsc::Receiver<ServerMessage>),
+}
+
+impl Inbound {
+    pub(crate) async fn recv(&mut self) -> Option<DecodedServerMessage> {
+        match self {
+            Inbound::Decoded(rx) => rx.recv().await,
+            Inbound::InProcess(rx) => rx.recv().await.map(DecodedServerMessage::Known),
+        }
+    }
+}
+
+/// Newline-delimited JSON over a byte stream pair.
+pub(crate) fn lines<W, R>(writer: W, reader: R) -> (Outbound, Inbound)
+where
+    W: AsyncWrite + Unpin + Send + 'static,
+    R: AsyncRead + Unpin + Send + 'static,
+{
+    let (out_tx, out_rx) = mpsc::channel(OUTGOING_CAPACITY);
+    let (in_tx, in_rx) = mpsc::channel(INBOUND_CAPACITY);
+    tokio::spawn(write_lines(writer, out_rx));
+    tokio::spawn(read_lines(reader, in_tx));
+    (Outbound::Encoded(out_tx), Inbound::Decoded(in_rx))
+}
+
+async fn write_lines<W: AsyncWrite + Unpin>(mut writer: W, mut rx: mpsc::Receiver<ClientMessage>) {
+    let mut buf = Vec::new();
+    while let Some(message) = rx.recv().await {
+        buf.clear();
+        encode_client_message(&message, false, &mut buf);
+        buf.push(b'\n');
+        while let Ok(message) = rx.try_recv() {
+            encode_client_message(&message, false, &mut buf);
+            buf.push(b'\n');
+        }
+        if writer.write_all(&buf).await.is_err() || writer.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn read_lines<R: AsyncRead + Unpin>(reader: R, tx: mpsc::Sender<DecodedServerMessage>) {
+    // The server is trusted not to send absurd lines; its own messages are
+    // bounded by its chunk size.
+    let mut reader = BufReader::with_capacity(256 * 1024, reader);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        if !forward_decoded(&line, &tx).await {
+            return;
+        }
+    }
+}
+
+/// Decodes one server message and passes it on; false when the dispatcher
+/// is gone or the server broke the protocol.
+async fn forward_decoded(bytes: &[u8], tx: &mpsc::Sender<DecodedServerMessage>) -> bool {
+    match decode_server_message(bytes) {
+        Ok(message) => tx.send(message).await.is_ok(),
+        Err(error) => {
+            tracing::error!(%error, "undecodable message from the server; closing");
+            false
+        }
+    }
+}
+
+/// A websocket connection, already established.
+pub(crate) async fn websocket(
+    url: &str,
+    bearer_token: Option<&str>,
+    connect_timeout: Duration,
+) -> Result<(Outbound, Inbound), ClientError> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = url
+        .into_client_request()
+        .map_err(|e| ClientError::Connect(format!("invalid websocket URL `{url}`: {e}")))?;
+    if let Some(token) = bearer_token {
+        let value = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| ClientError::Connect("the bearer token is not a valid header value".into()))?;
+        request.headers_mut().insert("authorization", value);
+    }
+    let mut config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
+    config.max_message_size = Some(256 * 1024 * 1024);
+    config.max_frame_size = Some(256 * 1024 * 1024);
+    let connecting = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
+    let (socket, _response) = tokio::time::timeout(connect_timeout, connecting)
+        .await
+        .map_err(|_| ClientError::Connect(format!("timed out connecting to {url}")))?
+        .map_err(|e| ClientError::Connect(format!("cannot connect to {url}: {e}")))?;
+    let (mut sink, mut stream) = socket.split();
+    let (out_tx, mut out_rx) = mpsc::channel::<ClientMessage>(OUTGOING_CAPACITY);
+    let (in_tx, in_rx) = mpsc::channel(INBOUND_CAPACITY);
+    tokio::spawn(async move {
+        while let Some(message) = out_rx.recv().await {
+            let mut next = Some(message);
+            while let Some(message) = next.take() {
+                let mut buf = Vec::new();
+                encode_client_message(&message, false, &mut buf);
+                let text = String::from_utf8(buf).expect("encoded JSON is UTF-8");
+                if sink.feed(Message::text(text)).await.is_err() {
+                    return;
+                }
+                next = out_rx.try_recv().ok();
+            }
+            if sink.flush().await.is_err() {
+                return;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    tokio::spawn(async move {
+        while let Some(frame) = stream.next().await {
+            let forwarded = match frame {
+                Ok(Message::Text(text)) => forward_decoded(text.as_bytes(), &in_tx).await,
+                Ok(Message::Binary(bytes)) => forward_decoded(&bytes, &in_tx).await,
+                Ok(Message::Close(_)) | Err(_) => false,
+                Ok(_) => true,
+            };
+            if !forwarded {
+                return;
+            }
+        }
+    });
+    Ok((Outbound::Encoded(out_tx), Inbound::Decoded(in_rx)))
+}
