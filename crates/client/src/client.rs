@@ -84,7 +84,10 @@ impl WebSocketConnectArgs {
 pub enum ClientEvent {
     Notification(ServerNotification),
     /// A notification this client version does not know.
-    Unknown { method: String, params: Value },
+    Unknown {
+        method: String,
+        params: Value,
+    },
 }
 
 /// A connected, initialized client. Cheap to clone; the connection closes
@@ -126,7 +129,11 @@ const UNCLAIMED_CHANNEL_CAPACITY: usize = 256;
 impl ExecServerClient {
     /// Connects over a byte stream pair carrying one JSON message per line,
     /// e.g. the stdin and stdout of an `exec-server` child.
-    pub async fn connect_stdio<W, R>(writer: W, reader: R, options: ClientOptions) -> Result<Self, ClientError>
+    pub async fn connect_stdio<W, R>(
+        writer: W,
+        reader: R,
+        options: ClientOptions,
+    ) -> Result<Self, ClientError>
     where
         W: AsyncWrite + Unpin + Send + 'static,
         R: AsyncRead + Unpin + Send + 'static,
@@ -137,8 +144,12 @@ impl ExecServerClient {
 
     /// Connects to a websocket listener and performs the handshake.
     pub async fn connect_websocket(args: WebSocketConnectArgs) -> Result<Self, ClientError> {
-        let (outbound, inbound) =
-            transport::websocket(&args.url, args.bearer_token.as_deref(), args.connect_timeout).await?;
+        let (outbound, inbound) = transport::websocket(
+            &args.url,
+            args.bearer_token.as_deref(),
+            args.connect_timeout,
+        )
+        .await?;
         Self::start(outbound, inbound, args.options).await
     }
 
@@ -150,12 +161,24 @@ impl ExecServerClient {
 
     /// Connects to an in-process [`Server`], e.g. one shared by several
     /// clients or configured with non-default limits.
-    pub async fn connect_to_server(server: &Server, options: ClientOptions) -> Result<Self, ClientError> {
+    pub async fn connect_to_server(
+        server: &Server,
+        options: ClientOptions,
+    ) -> Result<Self, ClientError> {
         let (incoming, outgoing) = exec_server_service::connect_in_process(server);
-        Self::start(Outbound::InProcess(incoming), Inbound::InProcess(outgoing), options).await
+        Self::start(
+            Outbound::InProcess(incoming),
+            Inbound::InProcess(outgoing),
+            options,
+        )
+        .await
     }
 
-    async fn start(outbound: Outbound, inbound: Inbound, options: ClientOptions) -> Result<Self, ClientError> {
+    async fn start(
+        outbound: Outbound,
+        inbound: Inbound,
+        options: ClientOptions,
+    ) -> Result<Self, ClientError> {
         let (unclaimed_tx, unclaimed_rx) = mpsc::channel(UNCLAIMED_CHANNEL_CAPACITY);
         let routes = Arc::new(Mutex::new(Routes {
             unclaimed: Some(unclaimed_tx),
@@ -174,10 +197,14 @@ impl ExecServerClient {
         let params = InitializeParams {
             client_name: options.client_name,
         };
-        let response: InitializeResponse =
-            tokio::time::timeout(options.initialize_timeout, client.request(method::INITIALIZE, &params))
-                .await
-                .map_err(|_| ClientError::Connect("timed out waiting for the initialize response".into()))??;
+        let response: InitializeResponse = tokio::time::timeout(
+            options.initialize_timeout,
+            client.request(method::INITIALIZE, &params),
+        )
+        .await
+        .map_err(|_| {
+            ClientError::Connect("timed out waiting for the initialize response".into())
+        })??;
         client
             .inner
             .outbound
@@ -198,11 +225,20 @@ impl ExecServerClient {
     /// Notifications that no live session claimed. Can be taken once; until
     /// it is taken (and after it is dropped) such notifications are dropped.
     pub fn take_events(&self) -> Option<mpsc::Receiver<ClientEvent>> {
-        self.inner.routes.lock().expect("lock poisoned").unclaimed_rx.take()
+        self.inner
+            .routes
+            .lock()
+            .expect("lock poisoned")
+            .unclaimed_rx
+            .take()
     }
 
     /// Sends any request and decodes its result.
-    pub async fn request<P: Serialize, R: DeserializeOwned>(&self, method: &str, params: &P) -> Result<R, ClientError> {
+    pub async fn request<P: Serialize, R: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: &P,
+    ) -> Result<R, ClientError> {
         let value = self.raw_request(method, params, None).await?;
         serde_json::from_value(value).map_err(|e| ClientError::Protocol(format!("{method}: {e}")))
     }
@@ -213,7 +249,8 @@ impl ExecServerClient {
         params: &P,
         session: Option<mpsc::Sender<ExecEvent>>,
     ) -> Result<Value, ClientError> {
-        let params = serde_json::to_value(params).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let params =
+            serde_json::to_value(params).map_err(|e| ClientError::Protocol(e.to_string()))?;
         let id = RequestId::from(self.inner.next_id.fetch_add(1, Ordering::Relaxed));
         let (reply, response) = oneshot::channel();
         {
@@ -221,7 +258,9 @@ impl ExecServerClient {
             if routes.closed {
                 return Err(ClientError::Closed);
             }
-            routes.pending.insert(id.clone(), Pending { reply, session });
+            routes
+                .pending
+                .insert(id.clone(), Pending { reply, session });
         }
         let sent = self
             .inner
@@ -233,7 +272,12 @@ impl ExecServerClient {
             })
             .await;
         if let Err(error) = sent {
-            self.inner.routes.lock().expect("lock poisoned").pending.remove(&id);
+            self.inner
+                .routes
+                .lock()
+                .expect("lock poisoned")
+                .pending
+                .remove(&id);
             return Err(error);
         }
         Ok(response.await.map_err(|_| ClientError::Closed)??)
@@ -243,14 +287,20 @@ impl ExecServerClient {
     /// output and exit arrive in order on the session.
     pub async fn exec(&self, params: ExecParams) -> Result<ExecSession, ClientError> {
         let (events_tx, events) = mpsc::channel(SESSION_CHANNEL_CAPACITY);
-        let value = self.raw_request(method::EXEC, &params, Some(events_tx)).await?;
-        let response: ExecResponse =
-            serde_json::from_value(value).map_err(|e| ClientError::Protocol(format!("command/exec: {e}")))?;
+        let value = self
+            .raw_request(method::EXEC, &params, Some(events_tx))
+            .await?;
+        let response: ExecResponse = serde_json::from_value(value)
+            .map_err(|e| ClientError::Protocol(format!("command/exec: {e}")))?;
         Ok(ExecSession::new(self.clone(), response.session_id, events))
     }
 
     /// `command/exec/write`: sends bytes to a session's stdin (PTY sessions).
-    pub async fn write(&self, session_id: &str, chunk: impl Into<Bytes>) -> Result<WriteResponse, ClientError> {
+    pub async fn write(
+        &self,
+        session_id: &str,
+        chunk: impl Into<Bytes>,
+    ) -> Result<WriteResponse, ClientError> {
         let params = WriteParams {
             session_id: session_id.to_string(),
             chunk: chunk.into(),
@@ -331,7 +381,11 @@ async fn route_notification(routes: &Mutex<Routes>, notification: ServerNotifica
             return;
         }
         // The session handle was dropped: stop routing to it.
-        routes.lock().expect("lock poisoned").sessions.remove(session_id);
+        routes
+            .lock()
+            .expect("lock poisoned")
+            .sessions
+            .remove(session_id);
     }
     send_unclaimed(routes, ClientEvent::Notification(notification)).await;
 }

@@ -33,7 +33,11 @@ pub async fn spawn_local_exec_server(
     mut command: Command,
     options: ClientOptions,
 ) -> Result<LocalExecServer, ClientError> {
-    let program = command.as_std().get_program().to_string_lossy().into_owned();
+    let program = command
+        .as_std()
+        .get_program()
+        .to_string_lossy()
+        .into_owned();
     let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -10,7 +10,10 @@ use crate::client::{ClientError, ExecServerClient};
 /// What a session reports, in the order the server sent it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ExecEvent {
-    Output { stream: ExecOutputStream, chunk: Bytes },
+    Output {
+        stream: ExecOutputStream,
+        chunk: Bytes,
+    },
     /// The last event: everything the process wrote before exiting came first.
     Exited { exit_code: i32 },
 }
@@ -35,7 +38,11 @@ pub struct ExecSession {
 }
 
 impl ExecSession {
-    pub(crate) fn new(client: ExecServerClient, session_id: String, events: mpsc::Receiver<ExecEvent>) -> Self {
+    pub(crate) fn new(
+        client: ExecServerClient,
+        session_id: String,
+        events: mpsc::Receiver<ExecEvent>,
+    ) -> Self {
         ExecSession {
             client,
             session_id,

@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
+use exec_server_protocol::wire::DecodedClientMessage;
 use exec_server_protocol::wire::{
     DecodedServerMessage, decode_server_message, encode_client_message,
 };
 use exec_server_protocol::{ClientMessage, ServerMessage};
 use exec_server_service::Incoming;
-use exec_server_protocol::wire::DecodedClientMessage;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
@@ -42,7 +42,11 @@ impl Outbound {
                 .await
                 .is_ok(),
         };
-        if sent { Ok(()) } else { Err(ClientError::Closed) }
+        if sent {
+            Ok(())
+        } else {
+            Err(ClientError::Closed)
+        }
     }
 }
 
@@ -133,9 +137,9 @@ pub(crate) async fn websocket(
         .into_client_request()
         .map_err(|e| ClientError::Connect(format!("invalid websocket URL `{url}`: {e}")))?;
     if let Some(token) = bearer_token {
-        let value = format!("Bearer {token}")
-            .parse()
-            .map_err(|_| ClientError::Connect("the bearer token is not a valid header value".into()))?;
+        let value = format!("Bearer {token}").parse().map_err(|_| {
+            ClientError::Connect("the bearer token is not a valid header value".into())
+        })?;
         request.headers_mut().insert("authorization", value);
     }
     let mut config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
