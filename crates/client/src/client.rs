@@ -328,10 +328,10 @@ async fn dispatch(mut inbound: Inbound, routes: Arc<Mutex<Routes>>) {
                     tracing::warn!(?result, "response to no pending request");
                     continue;
                 };
-                if let (Some(session), Ok(value)) = (pending.session, &result) {
-                    if let Some(Value::String(session_id)) = value.get("sessionId") {
-                        routes.sessions.insert(session_id.clone(), session);
-                    }
+                if let (Some(session), Ok(value)) = (pending.session, &result)
+                    && let Some(Value::String(session_id)) = value.get("sessionId")
+                {
+                    routes.sessions.insert(session_id.clone(), session);
                 }
                 let _ = pending.reply.send(result);
             }

@@ -48,3 +48,8 @@ mod transport;
 pub use client::{ClientError, ClientEvent, ClientOptions, ExecServerClient, WebSocketConnectArgs};
 pub use local::{LocalExecServer, spawn_local_exec_server};
 pub use session::{ExecEvent, ExecOutput, ExecSession};
+
+/// The README's Rust example, compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

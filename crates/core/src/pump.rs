@@ -86,7 +86,7 @@ impl Reader {
             let want = limit - self.buf.len();
             let spare: &mut [MaybeUninit<u8>] = &mut self.buf.spare_capacity_mut()[..want];
             match rustix::io::read(self.fd.get_ref(), spare) {
-                Ok((filled, _)) if filled.is_empty() => {
+                Ok(([], _)) => {
                     eof = true;
                     break;
                 }
