@@ -311,13 +311,30 @@ async fn sigkill_of_the_server_leaves_no_child_alive() {
             .parse::<i32>()
             .unwrap(),
     );
+    // An orphan: the background job of a shell that is gone. No
+    // parent-death signal covers it; the watchdog must.
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("marker");
+    let orphan = rpc
+        .exec(sh(&format!(
+            "(sleep 2; touch {}) & echo $!",
+            marker.display()
+        )))
+        .await;
+    let orphan_pid: i32 = rpc.read_until(&orphan, "\n").await.trim().parse().unwrap();
+    pids.push(orphan_pid);
     assert!(pids.iter().all(|&pid| !process_gone(pid)));
     rpc.transport.child.start_kill().unwrap();
     rpc.transport.child.wait().await.unwrap();
     for pid in pids {
         assert!(
             wait_gone(pid, Duration::from_secs(5)).await,
-            "child {pid} outlived a SIGKILLed server"
+            "process {pid} outlived a SIGKILLed server"
         );
     }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        !marker.exists(),
+        "an orphaned background job outlived a SIGKILLed server"
+    );
 }

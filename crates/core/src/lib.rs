@@ -11,6 +11,8 @@
 //!   reports its exit after its output.
 //! - The stdin writer (`stdin`) feeds queued writes to the child.
 //! - [`ProcessGroups`] kills sets of process groups at cleanup time.
+//! - The watchdog (`watchdog`) is a helper process that kills every live
+//!   process group if the server itself is killed without cleaning up.
 //!
 //! Every child is the leader of its own process group (PTY children lead
 //! their own session, with the PTY as controlling terminal), so signals and
@@ -24,6 +26,7 @@ pub mod retention;
 mod pump;
 mod spawn;
 mod stdin;
+mod watchdog;
 
 pub use groups::ProcessGroups;
 pub use process::{

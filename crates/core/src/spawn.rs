@@ -90,6 +90,7 @@ fn spawner() -> std_mpsc::Sender<Job> {
                 .name("exec-spawner".into())
                 .spawn(move || {
                     block_all_signals();
+                    crate::watchdog::ensure_started();
                     let mut stack = vec![0u8; CHILD_STACK_BYTES];
                     for (spec, reply) in rx {
                         let _ = reply.send(spawn_on_this_thread(&spec, &mut stack));
@@ -172,6 +173,7 @@ fn spawn_on_this_thread(spec: &ChildSpec, stack: &mut [u8]) -> io::Result<Spawne
         unsafe { libc::waitpid(pid, &mut status, 0) };
         return Err(io::Error::from_raw_os_error(error));
     }
+    crate::watchdog::track(pid);
     Ok(SpawnedChild { pid, pidfd })
 }
 
