@@ -91,9 +91,14 @@ async fn lossless_transfer(client: &ExecServerClient, label: &str) {
         "the bytes arrived altered, reordered or incomplete"
     );
     eprintln!(
-        "{label}: 256 MiB in {:.2}s = {:.0} MB/s (debug test build)",
+        "{label}: 256 MiB in {:.2}s = {:.0} MB/s ({} build)",
         elapsed.as_secs_f64(),
-        BIG as f64 / 1e6 / elapsed.as_secs_f64()
+        BIG as f64 / 1e6 / elapsed.as_secs_f64(),
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
     );
 }
 
