@@ -23,6 +23,8 @@ pub mod process;
 pub mod pty;
 pub mod retention;
 
+mod screen;
+
 mod pump;
 mod spawn;
 mod stdin;
@@ -31,7 +33,9 @@ mod watchdog;
 pub use groups::ProcessGroups;
 pub use process::{
     ControlError, ExitStatus, OutputStream, Process, ProcessConfig, ProcessEvent, ProcessHandle,
-    SpawnError, StdinMode, StdioMode, signal_process_group, spawn_process,
+    ScreenText, SpawnError, StdinMode, StdioMode, signal_name, signal_number, signal_process_group,
+    spawn_process,
 };
+pub use retention::{RetainedChunk, RetainedRead};
 pub use pty::TerminalSize;
 pub use pump::MAX_CHUNK_BYTES;

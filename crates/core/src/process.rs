@@ -11,7 +11,9 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use rustix::fs::{Mode, OFlags};
@@ -21,7 +23,8 @@ use tokio::sync::{mpsc, watch};
 
 use crate::pty::{self, TerminalSize};
 use crate::pump::{self, PumpStreams};
-use crate::retention::{DEFAULT_RETAINED_BYTES, RetainedOutput};
+use crate::retention::{DEFAULT_RETAINED_BYTES, RetainedOutput, RetainedRead};
+use crate::screen::TerminalScreen;
 use crate::spawn::{self, ChildSpec};
 use crate::stdin::{self, StdinOp};
 
@@ -66,6 +69,9 @@ pub struct ProcessConfig {
     pub stdio: StdioMode,
     /// Retention cap per output stream (SPEC 3.1).
     pub retained_bytes: usize,
+    /// Kill the process group when it runs longer than this; the exit then
+    /// reports `timed_out`.
+    pub timeout: Option<Duration>,
 }
 
 impl ProcessConfig {
@@ -79,6 +85,7 @@ impl ProcessConfig {
                 stdin: StdinMode::Null,
             },
             retained_bytes: DEFAULT_RETAINED_BYTES,
+            timeout: None,
         }
     }
 }
@@ -105,6 +112,8 @@ pub struct ExitStatus {
     pub code: Option<i32>,
     /// The signal that killed it, if one did.
     pub signal: Option<i32>,
+    /// It was killed because it exceeded its timeout.
+    pub timed_out: bool,
 }
 
 impl ExitStatus {
@@ -116,6 +125,50 @@ impl ExitStatus {
             (None, None) => -1,
         }
     }
+
+    /// The name of the signal that killed it (`"SIGKILL"`), if any.
+    pub fn signal_name(&self) -> Option<&'static str> {
+        self.signal.and_then(signal_name)
+    }
+}
+
+/// Signals known by name, for reports and for `process/signal`.
+const SIGNAL_NAMES: &[(i32, &str)] = &[
+    (libc::SIGHUP, "SIGHUP"),
+    (libc::SIGINT, "SIGINT"),
+    (libc::SIGQUIT, "SIGQUIT"),
+    (libc::SIGILL, "SIGILL"),
+    (libc::SIGTRAP, "SIGTRAP"),
+    (libc::SIGABRT, "SIGABRT"),
+    (libc::SIGBUS, "SIGBUS"),
+    (libc::SIGFPE, "SIGFPE"),
+    (libc::SIGKILL, "SIGKILL"),
+    (libc::SIGUSR1, "SIGUSR1"),
+    (libc::SIGSEGV, "SIGSEGV"),
+    (libc::SIGUSR2, "SIGUSR2"),
+    (libc::SIGPIPE, "SIGPIPE"),
+    (libc::SIGALRM, "SIGALRM"),
+    (libc::SIGTERM, "SIGTERM"),
+    (libc::SIGCHLD, "SIGCHLD"),
+    (libc::SIGCONT, "SIGCONT"),
+    (libc::SIGSTOP, "SIGSTOP"),
+    (libc::SIGTSTP, "SIGTSTP"),
+    (libc::SIGTTIN, "SIGTTIN"),
+    (libc::SIGTTOU, "SIGTTOU"),
+    (libc::SIGXCPU, "SIGXCPU"),
+    (libc::SIGXFSZ, "SIGXFSZ"),
+    (libc::SIGWINCH, "SIGWINCH"),
+    (libc::SIGSYS, "SIGSYS"),
+];
+
+/// `SIGKILL` for 9, and so on.
+pub fn signal_name(signal: i32) -> Option<&'static str> {
+    SIGNAL_NAMES.iter().find(|(n, _)| *n == signal).map(|(_, name)| *name)
+}
+
+/// 9 for `SIGKILL`, and so on.
+pub fn signal_number(name: &str) -> Option<i32> {
+    SIGNAL_NAMES.iter().find(|(_, n)| *n == name).map(|(number, _)| *number)
 }
 
 /// What a running process reports, in order. `seq` counts from 1 per
@@ -157,6 +210,21 @@ pub(crate) struct Shared {
     pub stdin: Option<mpsc::Sender<StdinOp>>,
     pub retained: Mutex<RetainedOutput>,
     pub exit: watch::Sender<Option<ExitStatus>>,
+    /// The last seq sent (output or exit): waiters watch it for new output.
+    pub progress: watch::Sender<u64>,
+    /// PTY processes: the emulated screen, fed from retention on demand.
+    pub screen: Option<Mutex<TerminalScreen>>,
+    /// Set just before a timeout kills the group.
+    pub timed_out: AtomicBool,
+}
+
+/// The rendered screen of a PTY process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScreenText {
+    /// The visible rows, trailing blanks removed.
+    pub lines: Vec<String>,
+    /// True when retention dropped output the screen would have needed.
+    pub approximate: bool,
 }
 
 /// Errors from controlling a process.
@@ -224,7 +292,57 @@ impl ProcessHandle {
             .as_ref()
             .ok_or(ControlError::NoTerminal)?;
         pty::set_size(terminal.get_ref(), size)?;
+        if let Some(screen) = &self.shared.screen {
+            // Output so far was drawn at the old size.
+            let retained = self.shared.retained.lock().expect("retention lock poisoned");
+            let mut screen = screen.lock().expect("screen lock poisoned");
+            screen.catch_up(&retained);
+            screen.resize(size);
+        }
         Ok(())
+    }
+
+    /// The rendered screen, for PTY processes.
+    pub fn screen(&self) -> Option<ScreenText> {
+        let screen = self.shared.screen.as_ref()?;
+        let retained = self.shared.retained.lock().expect("retention lock poisoned");
+        let mut screen = screen.lock().expect("screen lock poisoned");
+        screen.catch_up(&retained);
+        Some(ScreenText {
+            lines: screen.lines(),
+            approximate: screen.approximate(),
+        })
+    }
+
+    /// Retained output after `after_seq` (see [`RetainedOutput::read_after`]).
+    pub fn read_after(&self, after_seq: u64, max_bytes: usize) -> RetainedRead {
+        self.with_retained(|r| r.read_after(after_seq, max_bytes))
+    }
+
+    /// Watches the last seq sent (output or exit): changes on new output.
+    pub fn subscribe_progress(&self) -> watch::Receiver<u64> {
+        self.shared.progress.subscribe()
+    }
+
+    /// Terminates the process group. Without a grace period: SIGKILL now.
+    /// With one: SIGTERM now, SIGKILL when the process has not exited after
+    /// `grace`. Returns whether the process was still running.
+    pub fn terminate(&self, grace: Option<Duration>) -> io::Result<bool> {
+        if self.exit_status().is_some() {
+            return Ok(false);
+        }
+        let Some(grace) = grace.filter(|g| !g.is_zero()) else {
+            self.kill_group()?;
+            return Ok(true);
+        };
+        self.signal_group(libc::SIGTERM)?;
+        let handle = self.clone();
+        tokio::spawn(async move {
+            if tokio::time::timeout(grace, handle.wait()).await.is_err() {
+                let _ = handle.kill_group();
+            }
+        });
+        Ok(true)
     }
 
     /// Sends `signal` to the whole process group. `Ok(false)` when the group
@@ -361,19 +479,39 @@ pub async fn spawn_process(config: ProcessConfig) -> Result<Process, SpawnError>
         (None, None) => None,
     };
     let (exit, _) = watch::channel(None);
+    let (progress, _) = watch::channel(0);
+    let screen = match config.stdio {
+        StdioMode::Terminal { size } => Some(Mutex::new(TerminalScreen::new(size))),
+        StdioMode::Pipes { .. } => None,
+    };
     let shared = Arc::new(Shared {
         pid: child.pid,
         terminal,
         stdin,
         retained: Mutex::new(RetainedOutput::new(config.retained_bytes)),
         exit,
+        progress,
+        screen,
+        timed_out: AtomicBool::new(false),
     });
+    if let Some(timeout) = config.timeout {
+        tokio::spawn(enforce_timeout(shared.clone(), timeout));
+    }
     let (events_tx, events) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
     tokio::spawn(pump::run(streams, pidfd, shared.clone(), events_tx));
     Ok(Process {
         handle: ProcessHandle { shared },
         events,
     })
+}
+
+/// Kills the group when the process outlives `timeout`.
+async fn enforce_timeout(shared: Arc<Shared>, timeout: Duration) {
+    let mut exit = shared.exit.subscribe();
+    if tokio::time::timeout(timeout, exit.wait_for(Option::is_some)).await.is_err() {
+        shared.timed_out.store(true, Ordering::SeqCst);
+        let _ = signal_process_group(shared.pid, libc::SIGKILL);
+    }
 }
 
 fn register(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {

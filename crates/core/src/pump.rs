@@ -206,7 +206,7 @@ pub(crate) async fn run(
                         // Cannot happen for a pidfd we own; report an
                         // unknown status rather than hang.
                         tracing::error!(%error, "waiting for a child through its pidfd failed");
-                        ExitStatus { code: None, signal: None }
+                        ExitStatus { code: None, signal: None, timed_out: false }
                     }
                 };
                 drain_after_exit(&mut readers, &mut emitter).await;
@@ -253,6 +253,7 @@ fn reap(pidfd: &OwnedFd) -> io::Result<Option<ExitStatus>> {
     Ok(status.map(|status| ExitStatus {
         code: status.exit_status(),
         signal: status.terminating_signal(),
+        timed_out: false,
     }))
 }
 

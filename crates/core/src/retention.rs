@@ -35,7 +35,15 @@ pub struct RetainedStream {
     tail_cap: usize,
     total_bytes: u64,
     dropped_bytes: u64,
+    /// Bytes evicted from the middle, as `(seq, bytes)` in seq order, for
+    /// gap reports. Adjacent entries are merged when the index grows past
+    /// [`EVICTION_INDEX_LIMIT`], which can only make a report count a few
+    /// bytes more than were missed, never fewer.
+    evicted: VecDeque<(u64, u64)>,
 }
+
+/// Entries kept in a stream's eviction index before old ones are merged.
+const EVICTION_INDEX_LIMIT: usize = 1024;
 
 impl RetainedStream {
     pub fn new(cap: usize) -> Self {
@@ -49,6 +57,7 @@ impl RetainedStream {
             tail_cap: cap - head_cap,
             total_bytes: 0,
             dropped_bytes: 0,
+            evicted: VecDeque::new(),
         }
     }
 
@@ -73,13 +82,37 @@ impl RetainedStream {
             let excess = self.tail_bytes - self.tail_cap;
             let front = self.tail.front_mut().expect("tail holds the excess bytes");
             let evict = excess.min(front.data.len());
+            let evicted_seq = front.seq;
             let _ = front.data.split_to(evict);
             if front.data.is_empty() {
                 self.tail.pop_front();
             }
             self.tail_bytes -= evict;
             self.dropped_bytes += evict as u64;
+            self.record_eviction(evicted_seq, evict as u64);
         }
+    }
+
+    fn record_eviction(&mut self, seq: u64, bytes: u64) {
+        match self.evicted.back_mut() {
+            Some((last_seq, last_bytes)) if *last_seq == seq => *last_bytes += bytes,
+            _ => self.evicted.push_back((seq, bytes)),
+        }
+        if self.evicted.len() > EVICTION_INDEX_LIMIT {
+            // Merge the two oldest entries under the later seq.
+            let (_, first) = self.evicted.pop_front().expect("over the limit");
+            self.evicted.front_mut().expect("over the limit").1 += first;
+        }
+    }
+
+    /// Bytes with a sequence number above `after_seq` that were dropped.
+    pub fn dropped_after(&self, after_seq: u64) -> u64 {
+        self.evicted
+            .iter()
+            .rev()
+            .take_while(|(seq, _)| *seq > after_seq)
+            .map(|(_, bytes)| bytes)
+            .sum()
     }
 
     /// True once bytes were dropped from the middle.
@@ -147,6 +180,49 @@ impl RetainedOutput {
     pub fn truncated(&self) -> bool {
         self.streams.iter().any(RetainedStream::truncated)
     }
+
+    /// Retained chunks with a sequence number above `after_seq`, in order,
+    /// whole chunks up to `max_bytes` (at least one, so a reader always
+    /// makes progress), and the bytes above `after_seq` already dropped.
+    pub fn read_after(&self, after_seq: u64, max_bytes: usize) -> RetainedRead {
+        let mut chunks: Vec<&RetainedChunk> = self
+            .streams
+            .iter()
+            .flat_map(|stream| stream.chunks().filter(|c| c.seq > after_seq))
+            .collect();
+        // Head and tail parts of a split chunk share a seq and stay in order
+        // (stable sort).
+        chunks.sort_by_key(|c| c.seq);
+        let mut read = RetainedRead {
+            chunks: Vec::new(),
+            dropped_bytes: self.streams.iter().map(|s| s.dropped_after(after_seq)).sum(),
+            complete: true,
+        };
+        let mut bytes = 0;
+        for (i, chunk) in chunks.iter().enumerate() {
+            let more = bytes + chunk.data.len() > max_bytes && !read.chunks.is_empty();
+            // Never stop between the parts of a split chunk: the next read
+            // starts after this seq.
+            let same_seq_as_previous = i > 0 && chunks[i - 1].seq == chunk.seq;
+            if more && !same_seq_as_previous {
+                read.complete = false;
+                break;
+            }
+            bytes += chunk.data.len();
+            read.chunks.push((*chunk).clone());
+        }
+        read
+    }
+}
+
+/// The answer to [`RetainedOutput::read_after`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RetainedRead {
+    pub chunks: Vec<RetainedChunk>,
+    /// Bytes after the requested seq that retention had already dropped.
+    pub dropped_bytes: u64,
+    /// False when `max_bytes` stopped the read before the newest chunk.
+    pub complete: bool,
 }
 
 #[cfg(test)]
@@ -189,6 +265,43 @@ mod tests {
             vec![1, 2, 3, 4],
             "head 'abc'+'d', tail 'p' of seq 3, 'qrs'"
         );
+    }
+
+    #[test]
+    fn reads_after_a_seq_merge_streams_in_order_and_report_gaps() {
+        let mut r = RetainedOutput::new(8);
+        r.push(1, OutputStream::Stdout, Bytes::from_static(b"ab"));
+        r.push(2, OutputStream::Stderr, Bytes::from_static(b"E"));
+        r.push(3, OutputStream::Stdout, Bytes::from_static(b"cdefghij"));
+        r.push(4, OutputStream::Stdout, Bytes::from_static(b"klmn"));
+        // stdout: head "abcd" (seq 1, 3), tail "jklmn" capped to 4 = "klmn";
+        // dropped "efghij" (seq 3, 6 bytes).
+        let all = r.read_after(0, usize::MAX);
+        let text: Vec<(u64, &[u8])> = all.chunks.iter().map(|c| (c.seq, &c.data[..])).collect();
+        assert_eq!(text, vec![(1, &b"ab"[..]), (2, b"E"), (3, b"cd"), (4, b"klmn")]);
+        assert_eq!(all.dropped_bytes, 6);
+        assert!(all.complete);
+        assert_eq!(r.read_after(3, usize::MAX).dropped_bytes, 0, "the gap is at seq 3");
+        assert_eq!(r.read_after(2, usize::MAX).dropped_bytes, 6);
+        let limited = r.read_after(0, 3);
+        assert_eq!(limited.chunks.len(), 2, "whole chunks up to the budget");
+        assert!(!limited.complete);
+        let first = r.read_after(0, 0);
+        assert_eq!(first.chunks.len(), 1, "always at least one chunk");
+    }
+
+    #[test]
+    fn the_eviction_index_stays_bounded_and_never_undercounts() {
+        let mut s = RetainedStream::new(2);
+        for seq in 1..=5000u64 {
+            s.push(seq, OutputStream::Stdout, Bytes::from_static(b"xy"));
+        }
+        assert!(s.evicted.len() <= EVICTION_INDEX_LIMIT);
+        assert_eq!(s.dropped_after(0), s.dropped_bytes());
+        // Exact near the end, where the index was not merged.
+        // Each seq above 4990 lost both bytes, except the last, whose "y"
+        // is still the retained tail.
+        assert_eq!(s.dropped_after(4990), 2 * 9 + 1);
     }
 
     #[test]

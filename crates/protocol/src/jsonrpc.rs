@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::v0;
+use crate::{process, v0};
 
 /// JSON-RPC error codes, decided here and nowhere else.
 pub mod codes {
@@ -126,6 +126,9 @@ impl ServerMessage {
 pub enum ServerNotification {
     ExecOutputDelta(v0::ExecOutputDeltaNotification),
     ExecExited(v0::ExecExitedNotification),
+    ProcessOutput(process::OutputNotification),
+    ProcessExited(process::ExitedNotification),
+    ProcessClosed(process::ClosedNotification),
 }
 
 impl ServerNotification {
@@ -133,6 +136,9 @@ impl ServerNotification {
         match self {
             ServerNotification::ExecOutputDelta(_) => v0::method::EXEC_OUTPUT_DELTA,
             ServerNotification::ExecExited(_) => v0::method::EXEC_EXITED,
+            ServerNotification::ProcessOutput(_) => process::method::OUTPUT,
+            ServerNotification::ProcessExited(_) => process::method::EXITED,
+            ServerNotification::ProcessClosed(_) => process::method::CLOSED,
         }
     }
 }

@@ -7,6 +7,10 @@
 //!   ([`ClientMessage`], [`ServerMessage`]).
 //! - [`v0`] — protocol `exec-server.v0`: method names, `*Params`,
 //!   `*Response` and `*Notification` types with their exact wire names.
+//! - [`process`] — the process API (`process/*`), same conventions.
+//! - [`schema`] — the JSON Schema of every request, result and
+//!   notification, generated from these types (committed as
+//!   `schema/exec-server.schema.json`).
 //! - [`wire`] — bytes ⇄ messages. Decoding classifies every input (request,
 //!   notification, client response, unparseable, not JSON-RPC); encoding of
 //!   output notifications appends base64 straight into a pre-built JSON frame,
@@ -19,6 +23,8 @@
 //! directly.
 
 pub mod jsonrpc;
+pub mod process;
+pub mod schema;
 pub mod v0;
 pub mod wire;
 

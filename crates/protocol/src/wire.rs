@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use crate::jsonrpc::{ClientMessage, RequestId, RpcError, ServerMessage, ServerNotification};
-use crate::v0;
+use crate::{process, v0};
 
 /// The standard-alphabet, padded base64 engine used for every byte field.
 pub static BASE64: LazyLock<base64::engine::Simd> =
@@ -34,6 +34,29 @@ pub mod base64_bytes {
             .decode(text.as_bytes())
             .map(Bytes::from)
             .map_err(|e| serde::de::Error::custom(format!("invalid base64: {e}")))
+    }
+}
+
+/// Serde helpers for optional `Bytes` fields carried as base64 (or null).
+pub mod base64_opt_bytes {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(bytes: &Option<Bytes>, s: S) -> Result<S::Ok, S::Error> {
+        match bytes {
+            Some(bytes) => s.serialize_str(&BASE64.encode(bytes)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Bytes>, D::Error> {
+        let text = Option::<std::borrow::Cow<str>>::deserialize(d)?;
+        text.map(|text| {
+            BASE64
+                .decode(text.as_bytes())
+                .map(Bytes::from)
+                .map_err(|e| serde::de::Error::custom(format!("invalid base64: {e}")))
+        })
+        .transpose()
     }
 }
 
@@ -192,36 +215,66 @@ pub fn encode_server_message(message: &ServerMessage, jsonrpc: bool, out: &mut V
             },
         ),
         ServerMessage::Notification(ServerNotification::ExecOutputDelta(delta)) => {
-            encode_output_delta(delta, jsonrpc, out)
-        }
-        ServerMessage::Notification(notification @ ServerNotification::ExecExited(exited)) => {
-            write(
+            encode_output(
+                jsonrpc,
+                b"\"method\":\"command/exec/outputDelta\",\"params\":{\"sessionId\":",
+                &delta.session_id,
+                None,
+                delta.stream.as_str(),
+                &delta.chunk,
                 out,
-                &NotificationFrame {
-                    jsonrpc: jsonrpc_member,
-                    method: notification.method(),
-                    params: exited,
-                },
             )
+        }
+        ServerMessage::Notification(ServerNotification::ProcessOutput(output)) => encode_output(
+            jsonrpc,
+            b"\"method\":\"process/output\",\"params\":{\"processId\":",
+            &output.process_id,
+            Some(output.seq),
+            output.stream.as_str(),
+            &output.chunk,
+            out,
+        ),
+        ServerMessage::Notification(notification) => {
+            let method = notification.method();
+            match notification {
+                ServerNotification::ExecExited(params) => write(out, &NotificationFrame { jsonrpc: jsonrpc_member, method, params }),
+                ServerNotification::ProcessExited(params) => write(out, &NotificationFrame { jsonrpc: jsonrpc_member, method, params }),
+                ServerNotification::ProcessClosed(params) => write(out, &NotificationFrame { jsonrpc: jsonrpc_member, method, params }),
+                ServerNotification::ExecOutputDelta(_) | ServerNotification::ProcessOutput(_) => {
+                    unreachable!("output notifications are encoded above")
+                }
+            }
         }
     }
 }
 
-/// The hot path: `command/exec/outputDelta` without an intermediate value.
-fn encode_output_delta(delta: &v0::ExecOutputDeltaNotification, jsonrpc: bool, out: &mut Vec<u8>) {
-    out.reserve(delta.chunk.len() * 4 / 3 + delta.session_id.len() + 128);
+/// The hot path: an output notification without an intermediate value.
+/// `prefix` is the method and the id's key; the id is escaped by serde.
+fn encode_output(
+    jsonrpc: bool,
+    prefix: &[u8],
+    id: &str,
+    seq: Option<u64>,
+    stream: &str,
+    chunk: &[u8],
+    out: &mut Vec<u8>,
+) {
+    out.reserve(chunk.len().div_ceil(3) * 4 + id.len() + 128);
     if jsonrpc {
         out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",");
     } else {
         out.push(b'{');
     }
-    out.extend_from_slice(b"\"method\":\"command/exec/outputDelta\",\"params\":{\"sessionId\":");
-    // Session ids are server-assigned (`session-N`), but escape them anyway.
-    serde_json::to_writer(&mut *out, &delta.session_id).expect("writing to a Vec cannot fail");
+    out.extend_from_slice(prefix);
+    serde_json::to_writer(&mut *out, id).expect("writing to a Vec cannot fail");
+    if let Some(seq) = seq {
+        out.extend_from_slice(b",\"seq\":");
+        out.extend_from_slice(seq.to_string().as_bytes());
+    }
     out.extend_from_slice(b",\"stream\":\"");
-    out.extend_from_slice(delta.stream.as_str().as_bytes());
+    out.extend_from_slice(stream.as_bytes());
     out.extend_from_slice(b"\",\"chunk\":\"");
-    append_base64(&delta.chunk, out);
+    append_base64(chunk, out);
     out.extend_from_slice(b"\"}}");
 }
 
@@ -308,6 +361,15 @@ pub fn decode_server_message(bytes: &[u8]) -> Result<DecodedServerMessage, Serve
             }
             v0::method::EXEC_EXITED => {
                 serde_json::from_value(params).map(ServerNotification::ExecExited)
+            }
+            process::method::OUTPUT => {
+                serde_json::from_value(params).map(ServerNotification::ProcessOutput)
+            }
+            process::method::EXITED => {
+                serde_json::from_value(params).map(ServerNotification::ProcessExited)
+            }
+            process::method::CLOSED => {
+                serde_json::from_value(params).map(ServerNotification::ProcessClosed)
             }
             _ => return Ok(DecodedServerMessage::UnknownNotification { method, params }),
         };
@@ -441,6 +503,23 @@ mod tests {
             let decoded = decode_server_message(&out).unwrap();
             assert_eq!(decoded, DecodedServerMessage::Known(message.clone()));
         }
+    }
+
+    #[test]
+    fn process_output_encoding_round_trips_with_its_seq() {
+        let output = process::OutputNotification {
+            process_id: "build \"1\"".into(),
+            seq: 42,
+            stream: process::ProcessStream::Pty,
+            chunk: Bytes::from_static(b"\x1b[1mhi"),
+        };
+        let message = ServerMessage::Notification(ServerNotification::ProcessOutput(output));
+        let mut out = Vec::new();
+        encode_server_message(&message, false, &mut out);
+        let value: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(value["params"]["seq"], 42);
+        assert_eq!(value["params"]["processId"], "build \"1\"");
+        assert_eq!(decode_server_message(&out).unwrap(), DecodedServerMessage::Known(message));
     }
 
     #[test]
