@@ -12,32 +12,25 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use exec_server_service::transport::{stdio, websocket};
-use exec_server_service::{ListenAddress, Server, ServerConfig};
+use exec_server_service::{ListenAddress, Server};
 use tokio::signal::unix::{SignalKind, signal};
+
+mod config;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "exec-server",
     version,
     about = "Runs processes for a client over JSON-RPC (stdio or websocket).",
-    after_help = "Examples:\n  exec-server                               # one client on stdin/stdout\n  exec-server --listen ws://127.0.0.1:0     # websocket, any free port\n\nLogs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more."
+    after_help = "Examples:\n  exec-server                               # one client on stdin/stdout\n  exec-server --listen ws://127.0.0.1:0     # websocket, any free port\n  exec-server --config exec-server.toml     # limits from a file (keys = flag names)\n\nLogs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more."
 )]
 struct Args {
     /// Where to accept clients: `stdio://` or `ws://IP:PORT` (port 0 picks a free port).
     #[arg(long, default_value = "stdio://", value_name = "URL")]
     listen: String,
 
-    /// Largest accepted message in bytes; larger ones are refused with -32600.
-    #[arg(long, default_value_t = exec_server_protocol::DEFAULT_MAX_MESSAGE_BYTES, value_name = "BYTES")]
-    max_message_bytes: usize,
-
-    /// Output retained per process stream for later reads (head and tail halves).
-    #[arg(long, default_value_t = exec_server_core::retention::DEFAULT_RETAINED_BYTES, value_name = "BYTES")]
-    retained_output_bytes: usize,
-
-    /// Live processes one connection may have at once.
-    #[arg(long, default_value_t = 1024, value_name = "N")]
-    max_processes_per_connection: usize,
+    #[command(flatten)]
+    server: config::ServerFlags,
 }
 
 fn main() -> ExitCode {
@@ -56,10 +49,12 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    let config = ServerConfig {
-        max_message_bytes: args.max_message_bytes,
-        retained_output_bytes: args.retained_output_bytes,
-        max_processes_per_connection: args.max_processes_per_connection,
+    let config = match args.server.resolve() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("exec-server: {error:#}");
+            return ExitCode::from(2);
+        }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -110,7 +105,7 @@ async fn serve(listen: ListenAddress, server: Server) -> anyhow::Result<()> {
         _ = interrupt.recv() => Ok(()),
         _ = terminate.recv() => Ok(()),
     };
-    let killed = server.kill_all_processes();
+    let killed = server.shut_down().await;
     tracing::info!(killed, "shutting down");
     result
 }

@@ -196,6 +196,7 @@ impl ExecServerClient {
         };
         let params = InitializeParams {
             client_name: options.client_name,
+            resume_session_id: None,
         };
         let response: InitializeResponse = tokio::time::timeout(
             options.initialize_timeout,
@@ -365,6 +366,7 @@ async fn route_notification(routes: &Mutex<Routes>, notification: ServerNotifica
                 exit_code: exited.exit_code,
             },
         ),
+        _ => return send_unclaimed(routes, ClientEvent::Notification(notification)).await,
     };
     let exited = matches!(event, ExecEvent::Exited { .. });
     let sender = {

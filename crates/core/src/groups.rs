@@ -45,6 +45,15 @@ impl ProcessGroups {
         }
     }
 
+    /// Sends `signal` to every group in the set; returns the groups.
+    pub fn signal_all(&self, signal: i32) -> Vec<i32> {
+        let groups: Vec<i32> = self.lock().iter().copied().collect();
+        for &pgid in &groups {
+            let _ = signal_process_group(pgid, signal);
+        }
+        groups
+    }
+
     /// SIGKILLs every group in the set and empties it. Returns the groups
     /// that were in the set.
     pub fn kill_all(&self) -> Vec<i32> {

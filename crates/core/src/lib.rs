@@ -36,6 +36,6 @@ pub use process::{
     ScreenText, SpawnError, StdinMode, StdioMode, signal_name, signal_number, signal_process_group,
     spawn_process,
 };
-pub use retention::{RetainedChunk, RetainedRead};
 pub use pty::TerminalSize;
 pub use pump::MAX_CHUNK_BYTES;
+pub use retention::{RetainedChunk, RetainedRead};

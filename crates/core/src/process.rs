@@ -163,12 +163,18 @@ const SIGNAL_NAMES: &[(i32, &str)] = &[
 
 /// `SIGKILL` for 9, and so on.
 pub fn signal_name(signal: i32) -> Option<&'static str> {
-    SIGNAL_NAMES.iter().find(|(n, _)| *n == signal).map(|(_, name)| *name)
+    SIGNAL_NAMES
+        .iter()
+        .find(|(n, _)| *n == signal)
+        .map(|(_, name)| *name)
 }
 
 /// 9 for `SIGKILL`, and so on.
 pub fn signal_number(name: &str) -> Option<i32> {
-    SIGNAL_NAMES.iter().find(|(_, n)| *n == name).map(|(number, _)| *number)
+    SIGNAL_NAMES
+        .iter()
+        .find(|(_, n)| *n == name)
+        .map(|(number, _)| *number)
 }
 
 /// What a running process reports, in order. `seq` counts from 1 per
@@ -294,7 +300,11 @@ impl ProcessHandle {
         pty::set_size(terminal.get_ref(), size)?;
         if let Some(screen) = &self.shared.screen {
             // Output so far was drawn at the old size.
-            let retained = self.shared.retained.lock().expect("retention lock poisoned");
+            let retained = self
+                .shared
+                .retained
+                .lock()
+                .expect("retention lock poisoned");
             let mut screen = screen.lock().expect("screen lock poisoned");
             screen.catch_up(&retained);
             screen.resize(size);
@@ -305,7 +315,11 @@ impl ProcessHandle {
     /// The rendered screen, for PTY processes.
     pub fn screen(&self) -> Option<ScreenText> {
         let screen = self.shared.screen.as_ref()?;
-        let retained = self.shared.retained.lock().expect("retention lock poisoned");
+        let retained = self
+            .shared
+            .retained
+            .lock()
+            .expect("retention lock poisoned");
         let mut screen = screen.lock().expect("screen lock poisoned");
         screen.catch_up(&retained);
         Some(ScreenText {
@@ -508,7 +522,10 @@ pub async fn spawn_process(config: ProcessConfig) -> Result<Process, SpawnError>
 /// Kills the group when the process outlives `timeout`.
 async fn enforce_timeout(shared: Arc<Shared>, timeout: Duration) {
     let mut exit = shared.exit.subscribe();
-    if tokio::time::timeout(timeout, exit.wait_for(Option::is_some)).await.is_err() {
+    if tokio::time::timeout(timeout, exit.wait_for(Option::is_some))
+        .await
+        .is_err()
+    {
         shared.timed_out.store(true, Ordering::SeqCst);
         let _ = signal_process_group(shared.pid, libc::SIGKILL);
     }

@@ -195,7 +195,11 @@ impl RetainedOutput {
         chunks.sort_by_key(|c| c.seq);
         let mut read = RetainedRead {
             chunks: Vec::new(),
-            dropped_bytes: self.streams.iter().map(|s| s.dropped_after(after_seq)).sum(),
+            dropped_bytes: self
+                .streams
+                .iter()
+                .map(|s| s.dropped_after(after_seq))
+                .sum(),
             complete: true,
         };
         let mut bytes = 0;
@@ -278,10 +282,17 @@ mod tests {
         // dropped "efghij" (seq 3, 6 bytes).
         let all = r.read_after(0, usize::MAX);
         let text: Vec<(u64, &[u8])> = all.chunks.iter().map(|c| (c.seq, &c.data[..])).collect();
-        assert_eq!(text, vec![(1, &b"ab"[..]), (2, b"E"), (3, b"cd"), (4, b"klmn")]);
+        assert_eq!(
+            text,
+            vec![(1, &b"ab"[..]), (2, b"E"), (3, b"cd"), (4, b"klmn")]
+        );
         assert_eq!(all.dropped_bytes, 6);
         assert!(all.complete);
-        assert_eq!(r.read_after(3, usize::MAX).dropped_bytes, 0, "the gap is at seq 3");
+        assert_eq!(
+            r.read_after(3, usize::MAX).dropped_bytes,
+            0,
+            "the gap is at seq 3"
+        );
         assert_eq!(r.read_after(2, usize::MAX).dropped_bytes, 6);
         let limited = r.read_after(0, 3);
         assert_eq!(limited.chunks.len(), 2, "whole chunks up to the budget");

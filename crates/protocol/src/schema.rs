@@ -17,33 +17,99 @@ pub fn document() -> Value {
     let mut generator = SchemaGenerator::new(SchemaSettings::draft2020_12());
     let mut methods = Map::new();
     let mut method = |name: &str, params: Value, result: Value| {
-        methods.insert(name.to_string(), json!({"params": params, "result": result}));
+        methods.insert(
+            name.to_string(),
+            json!({"params": params, "result": result}),
+        );
     };
     fn s<T: JsonSchema>(generator: &mut SchemaGenerator) -> Value {
         generator.subschema_for::<T>().to_value()
     }
     let g = &mut generator;
-    method(v0::method::INITIALIZE, s::<v0::InitializeParams>(g), s::<v0::InitializeResponse>(g));
-    method(v0::method::EXEC, s::<v0::ExecParams>(g), s::<v0::ExecResponse>(g));
-    method(v0::method::EXEC_WRITE, s::<v0::WriteParams>(g), s::<v0::WriteResponse>(g));
-    method(v0::method::EXEC_TERMINATE, s::<v0::TerminateParams>(g), s::<v0::TerminateResponse>(g));
-    method(process::method::START, s::<process::StartParams>(g), s::<process::StartResponse>(g));
-    method(process::method::WRITE, s::<process::WriteParams>(g), s::<process::WriteResponse>(g));
-    method(process::method::CLOSE_STDIN, s::<process::ProcessIdParams>(g), s::<process::EmptyResponse>(g));
-    method(process::method::RESIZE, s::<process::ResizeParams>(g), s::<process::EmptyResponse>(g));
-    method(process::method::SIGNAL, s::<process::SignalParams>(g), s::<process::SignalResponse>(g));
-    method(process::method::TERMINATE, s::<process::TerminateParams>(g), s::<process::TerminateResponse>(g));
-    method(process::method::WAIT, s::<process::WaitParams>(g), s::<process::WaitResponse>(g));
-    method(process::method::READ, s::<process::ReadParams>(g), s::<process::ReadResponse>(g));
-    method(process::method::SNAPSHOT, s::<process::ProcessIdParams>(g), s::<process::SnapshotResponse>(g));
-    method(process::method::LIST, s::<process::ListParams>(g), s::<process::ListResponse>(g));
-    method(process::method::RELEASE, s::<process::ProcessIdParams>(g), s::<process::EmptyResponse>(g));
+    method(
+        v0::method::INITIALIZE,
+        s::<v0::InitializeParams>(g),
+        s::<v0::InitializeResponse>(g),
+    );
+    method(
+        v0::method::EXEC,
+        s::<v0::ExecParams>(g),
+        s::<v0::ExecResponse>(g),
+    );
+    method(
+        v0::method::EXEC_WRITE,
+        s::<v0::WriteParams>(g),
+        s::<v0::WriteResponse>(g),
+    );
+    method(
+        v0::method::EXEC_TERMINATE,
+        s::<v0::TerminateParams>(g),
+        s::<v0::TerminateResponse>(g),
+    );
+    method(
+        process::method::START,
+        s::<process::StartParams>(g),
+        s::<process::StartResponse>(g),
+    );
+    method(
+        process::method::WRITE,
+        s::<process::WriteParams>(g),
+        s::<process::WriteResponse>(g),
+    );
+    method(
+        process::method::CLOSE_STDIN,
+        s::<process::ProcessIdParams>(g),
+        s::<process::EmptyResponse>(g),
+    );
+    method(
+        process::method::RESIZE,
+        s::<process::ResizeParams>(g),
+        s::<process::EmptyResponse>(g),
+    );
+    method(
+        process::method::SIGNAL,
+        s::<process::SignalParams>(g),
+        s::<process::SignalResponse>(g),
+    );
+    method(
+        process::method::TERMINATE,
+        s::<process::TerminateParams>(g),
+        s::<process::TerminateResponse>(g),
+    );
+    method(
+        process::method::WAIT,
+        s::<process::WaitParams>(g),
+        s::<process::WaitResponse>(g),
+    );
+    method(
+        process::method::READ,
+        s::<process::ReadParams>(g),
+        s::<process::ReadResponse>(g),
+    );
+    method(
+        process::method::SNAPSHOT,
+        s::<process::ProcessIdParams>(g),
+        s::<process::SnapshotResponse>(g),
+    );
+    method(
+        process::method::LIST,
+        s::<process::ListParams>(g),
+        s::<process::ListResponse>(g),
+    );
+    method(
+        process::method::RELEASE,
+        s::<process::ProcessIdParams>(g),
+        s::<process::EmptyResponse>(g),
+    );
 
     let mut notifications = Map::new();
     let mut notification = |name: &str, params: Value| {
         notifications.insert(name.to_string(), json!({"params": params}));
     };
-    notification(v0::method::EXEC_OUTPUT_DELTA, s::<v0::ExecOutputDeltaNotification>(g));
+    notification(
+        v0::method::EXEC_OUTPUT_DELTA,
+        s::<v0::ExecOutputDeltaNotification>(g),
+    );
     notification(v0::method::EXEC_EXITED, s::<v0::ExecExitedNotification>(g));
     notification(process::method::OUTPUT, s::<process::OutputNotification>(g));
     notification(process::method::EXITED, s::<process::ExitedNotification>(g));
@@ -89,7 +155,14 @@ mod tests {
     fn every_method_and_notification_is_described() {
         let doc = super::document();
         let methods = doc["methods"].as_object().unwrap();
-        for name in ["initialize", "command/exec", "process/start", "process/wait", "process/read", "process/release"] {
+        for name in [
+            "initialize",
+            "command/exec",
+            "process/start",
+            "process/wait",
+            "process/read",
+            "process/release",
+        ] {
             assert!(methods.contains_key(name), "{name} missing");
         }
         assert_eq!(methods.len(), 15);

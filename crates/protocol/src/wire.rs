@@ -214,17 +214,15 @@ pub fn encode_server_message(message: &ServerMessage, jsonrpc: bool, out: &mut V
                 error,
             },
         ),
-        ServerMessage::Notification(ServerNotification::ExecOutputDelta(delta)) => {
-            encode_output(
-                jsonrpc,
-                b"\"method\":\"command/exec/outputDelta\",\"params\":{\"sessionId\":",
-                &delta.session_id,
-                None,
-                delta.stream.as_str(),
-                &delta.chunk,
-                out,
-            )
-        }
+        ServerMessage::Notification(ServerNotification::ExecOutputDelta(delta)) => encode_output(
+            jsonrpc,
+            b"\"method\":\"command/exec/outputDelta\",\"params\":{\"sessionId\":",
+            &delta.session_id,
+            None,
+            delta.stream.as_str(),
+            &delta.chunk,
+            out,
+        ),
         ServerMessage::Notification(ServerNotification::ProcessOutput(output)) => encode_output(
             jsonrpc,
             b"\"method\":\"process/output\",\"params\":{\"processId\":",
@@ -237,9 +235,30 @@ pub fn encode_server_message(message: &ServerMessage, jsonrpc: bool, out: &mut V
         ServerMessage::Notification(notification) => {
             let method = notification.method();
             match notification {
-                ServerNotification::ExecExited(params) => write(out, &NotificationFrame { jsonrpc: jsonrpc_member, method, params }),
-                ServerNotification::ProcessExited(params) => write(out, &NotificationFrame { jsonrpc: jsonrpc_member, method, params }),
-                ServerNotification::ProcessClosed(params) => write(out, &NotificationFrame { jsonrpc: jsonrpc_member, method, params }),
+                ServerNotification::ExecExited(params) => write(
+                    out,
+                    &NotificationFrame {
+                        jsonrpc: jsonrpc_member,
+                        method,
+                        params,
+                    },
+                ),
+                ServerNotification::ProcessExited(params) => write(
+                    out,
+                    &NotificationFrame {
+                        jsonrpc: jsonrpc_member,
+                        method,
+                        params,
+                    },
+                ),
+                ServerNotification::ProcessClosed(params) => write(
+                    out,
+                    &NotificationFrame {
+                        jsonrpc: jsonrpc_member,
+                        method,
+                        params,
+                    },
+                ),
                 ServerNotification::ExecOutputDelta(_) | ServerNotification::ProcessOutput(_) => {
                     unreachable!("output notifications are encoded above")
                 }
@@ -519,7 +538,10 @@ mod tests {
         let value: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(value["params"]["seq"], 42);
         assert_eq!(value["params"]["processId"], "build \"1\"");
-        assert_eq!(decode_server_message(&out).unwrap(), DecodedServerMessage::Known(message));
+        assert_eq!(
+            decode_server_message(&out).unwrap(),
+            DecodedServerMessage::Known(message)
+        );
     }
 
     #[test]

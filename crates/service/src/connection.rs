@@ -1,28 +1,37 @@
-//! One connection: handshake, routing, and cleanup when it ends.
+//! One connection: handshake, routing, and what happens when it ends.
 //!
-//! [`serve_connection`] reads [`Incoming`] messages in order and answers
+//! [`serve_connection`] reads [`Incoming`] messages in order and handles
 //! each request before reading the next, so requests on one connection take
 //! effect in the order they were sent (two writes to one process are never
-//! reordered). Handlers therefore never wait on a process: spawning takes
-//! about a millisecond, writes are queued, and output flows through
-//! separate forwarder tasks.
+//! reordered). Handlers never wait on a process: spawning takes about a
+//! millisecond, writes are queued, and output flows through forwarder
+//! tasks. The requests that do wait by design (`process/wait`, a long-poll
+//! `process/read`) validate their params in order, then finish in a task of
+//! their own and answer when ready; at most [`MAX_DEFERRED`] of them run
+//! per connection.
 //!
 //! When the connection ends for any reason (end of input, transport error,
-//! protocol error) every process group it started is killed (SPEC 1.6).
+//! protocol error) its session is detached: processes that must die are
+//! killed at once (SPEC 1.6, 3.2).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
-use exec_server_core::{ProcessGroups, ProcessHandle};
+use exec_server_core::ProcessEvent;
 use exec_server_protocol::jsonrpc::codes;
-use exec_server_protocol::v0::method;
+use exec_server_protocol::process::method as process_method;
+use exec_server_protocol::v0::{self, method};
 use exec_server_protocol::wire::{DecodeError, DecodedClientMessage};
 use exec_server_protocol::{ClientMessage, RequestId, RpcError, ServerMessage};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 use crate::Server;
+use crate::forwarder::Target;
+use crate::session::{ProcessEntry, Session};
 
 /// What a transport hands to the connection.
 #[derive(Debug)]
@@ -53,26 +62,42 @@ enum Flow {
     Close(&'static str),
 }
 
-/// The live sessions of a connection, shared with their forwarders.
-pub(crate) type Sessions = Arc<Mutex<HashMap<String, ProcessHandle>>>;
+/// A handler's answer: now, or from a task of its own.
+pub(crate) enum Reply {
+    Now(Result<Value, RpcError>),
+    Later(Pin<Box<dyn Future<Output = Result<Value, RpcError>> + Send>>),
+}
 
-/// A process whose output forwarding starts once its `command/exec`
-/// response is queued, so the client learns the session id before it sees
-/// output for it.
-pub(crate) type PendingStart = Box<dyn FnOnce() + Send + Sync>;
+impl Reply {
+    pub fn now<T: serde::Serialize>(result: Result<T, RpcError>) -> Reply {
+        Reply::Now(result.and_then(to_value))
+    }
+
+    pub fn later<T, F>(future: F) -> Reply
+    where
+        T: serde::Serialize,
+        F: Future<Output = Result<T, RpcError>> + Send + 'static,
+    {
+        Reply::Later(Box::pin(async move { future.await.and_then(to_value) }))
+    }
+}
+
+/// Requests answered from their own task (waits, long-polls) that one
+/// connection may have running at once.
+pub const MAX_DEFERRED: usize = 256;
 
 pub(crate) struct Connection {
     pub server: Server,
     pub out: mpsc::Sender<ServerMessage>,
     handshake: Handshake,
-    pub sessions: Sessions,
-    pub next_session: u64,
-    /// Every process group this connection started, killed when it ends.
-    pub groups: ProcessGroups,
-    pub pending_starts: Vec<PendingStart>,
+    session: Option<Arc<Session>>,
+    /// Forwarders to start once the current response is queued, so a client
+    /// learns a process's id before it sees output for it.
+    pending_starts: Vec<(Arc<ProcessEntry>, mpsc::Receiver<ProcessEvent>)>,
+    deferred: JoinSet<()>,
 }
 
-/// Serves one connection until its input ends, then kills its processes.
+/// Serves one connection until its input ends, then detaches its session.
 pub async fn serve_connection(
     server: Server,
     mut incoming: mpsc::Receiver<Incoming>,
@@ -82,10 +107,9 @@ pub async fn serve_connection(
         server,
         out,
         handshake: Handshake::New,
-        sessions: Arc::default(),
-        next_session: 1,
-        groups: ProcessGroups::new(),
+        session: None,
         pending_starts: Vec::new(),
+        deferred: JoinSet::new(),
     };
     while let Some(message) = incoming.recv().await {
         match connection.handle(message).await {
@@ -96,7 +120,10 @@ pub async fn serve_connection(
             }
         }
     }
-    connection.shut_down();
+    connection.deferred.abort_all();
+    if let Some(session) = connection.session.take() {
+        session.detach();
+    }
 }
 
 impl Connection {
@@ -111,17 +138,25 @@ impl Connection {
             Incoming::TooLarge { bytes } => {
                 let limit = self.server.config().max_message_bytes;
                 let error = RpcError::invalid_request(format!(
-                    "message of {bytes} bytes exceeds the limit of {limit} bytes"
+                    "message of {bytes} bytes exceeds the limit of {limit} bytes (--max-message-bytes)"
                 ));
                 return self.send(ServerMessage::error_without_id(error)).await;
             }
         };
         match message {
             ClientMessage::Request { id, method, params } => {
-                let result = self.route(&method, params).await;
-                let flow = self.respond(id, result).await;
-                for start in self.pending_starts.drain(..) {
-                    start();
+                let flow = match self.route(&method, params).await {
+                    Reply::Now(result) => self.respond(id, result).await,
+                    Reply::Later(future) => self.defer(id, future).await,
+                };
+                for (entry, events) in self.pending_starts.drain(..) {
+                    let session = self.session.clone().expect("processes start in a session");
+                    let target = if entry.detachable() {
+                        Target::Session
+                    } else {
+                        Target::Connection(self.out.clone())
+                    };
+                    tokio::spawn(crate::forwarder::run(session, entry, target, events));
                 }
                 flow
             }
@@ -140,48 +175,117 @@ impl Connection {
     }
 
     /// The router: handshake checks, then one typed handler per method.
-    /// JSON-RPC error codes are decided here and in [`ErrorMapping`].
-    async fn route(&mut self, method_name: &str, params: Option<Value>) -> Result<Value, RpcError> {
+    async fn route(&mut self, method_name: &str, params: Option<Value>) -> Reply {
         if method_name == method::INITIALIZE {
-            return self.initialize(params);
+            return Reply::now(self.initialize(params));
         }
         match self.handshake {
             Handshake::New => {
-                return Err(RpcError::invalid_request(
+                return Reply::Now(Err(RpcError::invalid_request(
                     "client must call initialize before using exec methods",
-                ));
+                )));
             }
             Handshake::Initializing => {
-                return Err(RpcError::invalid_request(
+                return Reply::Now(Err(RpcError::invalid_request(
                     "client must send initialized before using exec methods",
-                ));
+                )));
             }
             Handshake::Ready => {}
         }
+        macro_rules! params {
+            () => {
+                match decode_params(params) {
+                    Ok(params) => params,
+                    Err(error) => return Reply::Now(Err(error)),
+                }
+            };
+        }
         match method_name {
-            method::EXEC => to_value(self.exec(decode_params(params)?).await?),
-            method::EXEC_WRITE => to_value(self.write(decode_params(params)?).await?),
-            method::EXEC_TERMINATE => to_value(self.terminate(decode_params(params)?)?),
-            _ => Err(RpcError::invalid_request(format!(
+            method::EXEC => Reply::now(self.exec(params!()).await),
+            method::EXEC_WRITE => Reply::now(self.write(params!()).await),
+            method::EXEC_TERMINATE => Reply::now(self.terminate(params!())),
+            process_method::START => Reply::now(self.process_start(params!()).await),
+            process_method::WRITE => Reply::now(self.process_write(params!()).await),
+            process_method::CLOSE_STDIN => Reply::now(self.process_close_stdin(params!()).await),
+            process_method::RESIZE => Reply::now(self.process_resize(params!())),
+            process_method::SIGNAL => Reply::now(self.process_signal(params!())),
+            process_method::TERMINATE => Reply::now(self.process_terminate(params!())),
+            process_method::WAIT => self.process_wait(params!()),
+            process_method::READ => self.process_read(params!()),
+            process_method::SNAPSHOT => Reply::now(self.process_snapshot(params!())),
+            process_method::LIST => Reply::now(self.process_list(params!())),
+            process_method::RELEASE => Reply::now(self.process_release(params!())),
+            _ => Reply::Now(Err(RpcError::invalid_request(format!(
                 "unknown method: {method_name}"
-            ))),
+            )))),
         }
     }
 
-    fn initialize(&mut self, params: Option<Value>) -> Result<Value, RpcError> {
+    fn initialize(&mut self, params: Option<Value>) -> Result<v0::InitializeResponse, RpcError> {
         if self.handshake != Handshake::New {
             return Err(RpcError::invalid_request(
                 "initialize may only be sent once per connection",
             ));
         }
-        let params: exec_server_protocol::v0::InitializeParams = decode_params(params)?;
-        tracing::info!(client = %params.client_name, "client initialized");
+        let params: v0::InitializeParams = decode_params(params)?;
+        let (session, resumed) = match &params.resume_session_id {
+            Some(token) => {
+                let session = Session::resume(&self.server, token, self.out.clone())
+                    .map_err(|error| RpcError::invalid_request(error.to_string()))?;
+                (session, true)
+            }
+            None => (Session::create(&self.server, self.out.clone()), false),
+        };
+        tracing::info!(client = %params.client_name, resumed, "client initialized");
+        let token = session.token.clone();
+        self.session = Some(session);
         self.handshake = Handshake::Initializing;
-        to_value(exec_server_protocol::v0::InitializeResponse {
+        let config = self.server.config();
+        Ok(v0::InitializeResponse {
             protocol_version: exec_server_protocol::PROTOCOL_VERSION.to_string(),
             server_name: Some("exec-server".into()),
             server_version: Some(env!("CARGO_PKG_VERSION").into()),
+            session_id: Some(token),
+            resumed,
+            limits: Some(v0::ServerLimits {
+                max_message_bytes: config.max_message_bytes as u64,
+                max_processes_per_connection: config.max_processes_per_connection as u64,
+                retained_output_bytes: config.retained_output_bytes as u64,
+                max_exited_records: config.max_exited_records as u64,
+                detach_ttl_ms: config.detach_ttl.as_millis() as u64,
+            }),
         })
+    }
+
+    /// The session of this connection (always set once initialized).
+    pub(crate) fn session(&self) -> Result<Arc<Session>, RpcError> {
+        self.session
+            .clone()
+            .ok_or_else(|| RpcError::internal("no session after the handshake"))
+    }
+
+    /// Refuses a new process when the connection is at its limit.
+    pub(crate) fn check_process_limit(&self) -> Result<(), RpcError> {
+        let limit = self.server.config().max_processes_per_connection;
+        if self.session()?.running_count() >= limit {
+            return Err(RpcError::invalid_request(format!(
+                "too many processes: this connection already has {limit} running (--max-processes-per-connection)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Registers a started process and arranges for its events to be
+    /// forwarded once the current response is queued.
+    pub(crate) fn start_forwarding(
+        &mut self,
+        entry: Arc<ProcessEntry>,
+        events: mpsc::Receiver<ProcessEvent>,
+    ) {
+        if let Some(session) = &self.session {
+            session.insert(entry.clone());
+        }
+        self.pending_starts.push((entry, events));
     }
 
     async fn respond(&mut self, id: RequestId, result: Result<Value, RpcError>) -> Flow {
@@ -192,25 +296,36 @@ impl Connection {
         .await
     }
 
+    async fn defer(
+        &mut self,
+        id: RequestId,
+        future: Pin<Box<dyn Future<Output = Result<Value, RpcError>> + Send>>,
+    ) -> Flow {
+        while self.deferred.try_join_next().is_some() {}
+        if self.deferred.len() >= MAX_DEFERRED {
+            let error = RpcError::invalid_request(format!(
+                "too many waiting requests: this connection already has {MAX_DEFERRED}"
+            ));
+            return self.respond(id, Err(error)).await;
+        }
+        let out = self.out.clone();
+        self.deferred.spawn(async move {
+            let result = future.await;
+            let _ = out
+                .send(ServerMessage::Response {
+                    id: Some(id),
+                    result,
+                })
+                .await;
+        });
+        Flow::Continue
+    }
+
     async fn send(&self, message: ServerMessage) -> Flow {
         match self.out.send(message).await {
             Ok(()) => Flow::Continue,
             // The transport writer is gone: nobody can read our answers.
             Err(_) => Flow::Close("the transport closed"),
-        }
-    }
-
-    /// Kills every process group this connection started.
-    fn shut_down(&mut self) {
-        let groups = self.groups.kill_all();
-        for &pgid in &groups {
-            self.server.groups().remove(pgid);
-        }
-        if !groups.is_empty() {
-            tracing::info!(
-                groups = groups.len(),
-                "connection ended; killed its process groups"
-            );
         }
     }
 }

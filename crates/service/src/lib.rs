@@ -17,7 +17,11 @@
 //! - [`connection`] owns one connection's state: the handshake, its
 //!   processes, and their cleanup when it ends. It routes each request to
 //!   a typed handler and maps errors to JSON-RPC codes in one place.
-//! - `v0` implements protocol `exec-server.v0` (SPEC section 2).
+//! - `session` holds a client's processes; a session outlives its
+//!   connection while it has detached processes (SPEC 3.2).
+//! - `v0` implements protocol `exec-server.v0` (SPEC section 2) and
+//!   `process_api` the process API (SPEC section 3); `forwarder` turns
+//!   process events into notifications.
 //! - [`Server`] is what all connections share: configuration and the set of
 //!   every live process group, killed on shutdown.
 //! - [`listen`] parses `--listen` URLs.
@@ -30,6 +34,9 @@ pub mod connection;
 pub mod listen;
 pub mod transport;
 
+mod forwarder;
+mod process_api;
+mod session;
 mod v0;
 
 use std::sync::Arc;
@@ -54,6 +61,7 @@ struct ServerInner {
     /// Every process group started by any connection and not yet known to
     /// be empty. Killed on shutdown.
     groups: ProcessGroups,
+    sessions: session::SessionRegistry,
 }
 
 impl Server {
@@ -62,6 +70,7 @@ impl Server {
             inner: Arc::new(ServerInner {
                 config,
                 groups: ProcessGroups::new(),
+                sessions: session::SessionRegistry::default(),
             }),
         }
     }
@@ -74,10 +83,32 @@ impl Server {
         &self.inner.groups
     }
 
+    pub(crate) fn sessions(&self) -> &session::SessionRegistry {
+        &self.inner.sessions
+    }
+
     /// Kills every process of every connection (SIGINT/SIGTERM path).
     /// Returns how many process groups were signalled.
     pub fn kill_all_processes(&self) -> usize {
         self.inner.groups.kill_all().len()
+    }
+
+    /// Shutdown: with a grace period, SIGTERM every process group, wait
+    /// until they are gone or the grace ends, then SIGKILL what is left.
+    pub async fn shut_down(&self) -> usize {
+        let grace = self.inner.config.shutdown_grace;
+        if !grace.is_zero() {
+            let groups = self.inner.groups.signal_all(libc::SIGTERM);
+            let deadline = tokio::time::Instant::now() + grace;
+            while tokio::time::Instant::now() < deadline
+                && groups.iter().any(|&pgid| {
+                    matches!(exec_server_core::signal_process_group(pgid, 0), Ok(true))
+                })
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+        self.kill_all_processes()
     }
 
     /// How many process groups may still have live members.

@@ -179,7 +179,7 @@ async fn transport_level_problems_are_answered_with_null_ids() {
             assert_eq!(e.code, -32600);
             assert_eq!(
                 e.message,
-                "message of 11 bytes exceeds the limit of 10 bytes"
+                "message of 11 bytes exceeds the limit of 10 bytes (--max-message-bytes)"
             );
         }
         other => panic!("{other:?}"),
@@ -210,6 +210,7 @@ async fn the_exec_response_precedes_the_sessions_first_notification() {
                     assert!(seen_response);
                     break;
                 }
+                ServerMessage::Notification(other) => panic!("not a v0 notification: {other:?}"),
             }
         }
     }

@@ -1,0 +1,490 @@
+//! The process API handlers (`process/*`, SPEC section 3).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use exec_server_core::{
+    OutputStream, ProcessConfig, ProcessHandle, StdinMode, StdioMode, TerminalSize, signal_number,
+    spawn_process,
+};
+use exec_server_protocol::RpcError;
+use exec_server_protocol::process::{
+    EmptyResponse, ListParams, ListResponse, OutputChunk, ProcessIdParams, ProcessInfo,
+    ProcessStream, ReadParams, ReadResponse, ResizeParams, SignalParams, SignalResponse,
+    SnapshotResponse, StartParams, StartResponse, StdinKind, TerminateParams, TerminateResponse,
+    WaitParams, WaitReason, WaitResponse, WriteParams, WriteResponse,
+};
+use regex::bytes::Regex;
+use tokio::time::Instant;
+
+use crate::connection::{Connection, ErrorMapping, Reply};
+use crate::session::{ProcessEntry, ProcessKind, ProcessMeta};
+
+/// Longest accepted client-chosen process id, in bytes.
+pub const MAX_PROCESS_ID_BYTES: usize = 256;
+/// Longest accepted `match` pattern, in bytes.
+const MAX_PATTERN_BYTES: usize = 4096;
+/// How much recent output `process/wait` keeps to match `match` against,
+/// so a match spanning chunk boundaries is still found.
+const MATCH_WINDOW_BYTES: usize = 64 * 1024;
+/// `process/read` without `maxBytes`.
+const DEFAULT_READ_BYTES: u64 = 1024 * 1024;
+
+/// The signals a client may send with `process/signal`.
+const ALLOWED_SIGNALS: &[&str] = &[
+    "SIGINT", "SIGTERM", "SIGKILL", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2",
+];
+
+fn unknown_process(id: &str) -> RpcError {
+    RpcError::invalid_request(format!("unknown process id {id}"))
+}
+
+fn millis(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}
+
+impl Connection {
+    fn process(&self, id: &str) -> Result<Arc<ProcessEntry>, RpcError> {
+        self.session()?
+            .get(id)
+            .filter(|entry| matches!(entry.kind, ProcessKind::Api { .. }))
+            .ok_or_else(|| unknown_process(id))
+    }
+
+    pub(crate) async fn process_start(
+        &mut self,
+        params: StartParams,
+    ) -> Result<StartResponse, RpcError> {
+        if params.argv.is_empty() {
+            return Err(RpcError::invalid_params("argv must not be empty"));
+        }
+        let session = self.session()?;
+        let process_id = match params.process_id {
+            Some(id) if id.is_empty() || id.len() > MAX_PROCESS_ID_BYTES => {
+                return Err(RpcError::invalid_params(format!(
+                    "processId must be 1 to {MAX_PROCESS_ID_BYTES} bytes"
+                )));
+            }
+            Some(id) if session.get(&id).is_some() => {
+                return Err(RpcError::invalid_request(format!(
+                    "process id {id} already exists"
+                )));
+            }
+            Some(id) => id,
+            None => session.next_process_id(),
+        };
+        self.check_process_limit()?;
+        let stdio = match (params.tty, params.size, params.stdin) {
+            (true, size, _) => {
+                let size = match size {
+                    None => TerminalSize::default(),
+                    Some(size) if size.rows == 0 || size.cols == 0 => {
+                        return Err(RpcError::invalid_params(
+                            "size rows and cols must be at least 1",
+                        ));
+                    }
+                    Some(size) => TerminalSize {
+                        rows: size.rows,
+                        cols: size.cols,
+                    },
+                };
+                StdioMode::Terminal { size }
+            }
+            (false, Some(_), _) => {
+                return Err(RpcError::invalid_params("size needs tty: true"));
+            }
+            (false, None, stdin) => StdioMode::Pipes {
+                stdin: match stdin.unwrap_or_default() {
+                    StdinKind::Closed => StdinMode::Null,
+                    StdinKind::Pipe => StdinMode::Pipe,
+                },
+            },
+        };
+        let env: Vec<(String, String)> = if params.inherit_env {
+            let mut env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+            env.extend(params.env);
+            env.into_iter().collect()
+        } else {
+            params.env.into_iter().collect()
+        };
+        let config = ProcessConfig {
+            argv: params.argv.clone(),
+            arg0: params.arg0,
+            cwd: PathBuf::from(params.cwd),
+            env,
+            stdio,
+            retained_bytes: self.server.config().retained_output_bytes,
+            timeout: params.timeout_ms.map(millis),
+        };
+        let max_ttl = self.server.config().detach_ttl;
+        let detach_ttl = params
+            .detach_ttl_ms
+            .map(millis)
+            .unwrap_or(max_ttl)
+            .min(max_ttl);
+        let process = spawn_process(config)
+            .await
+            .map_err(ErrorMapping::into_rpc)?;
+        let pid = process.handle.pid();
+        let kind = ProcessKind::Api {
+            stream_output: params.stream_output.unwrap_or(true),
+        };
+        let meta = ProcessMeta {
+            argv: params.argv,
+            tty: params.tty,
+            labels: params.labels,
+            on_disconnect: params.on_disconnect.unwrap_or_default(),
+            detach_ttl,
+        };
+        let entry = Arc::new(ProcessEntry::new(
+            process_id.clone(),
+            process.handle,
+            kind,
+            meta,
+        ));
+        self.start_forwarding(entry, process.events);
+        Ok(StartResponse { process_id, pid })
+    }
+
+    pub(crate) async fn process_write(
+        &mut self,
+        params: WriteParams,
+    ) -> Result<WriteResponse, RpcError> {
+        let entry = self.process(&params.process_id)?;
+        if let Some(write_id) = &params.write_id
+            && entry.seen_write(write_id)
+        {
+            return Ok(WriteResponse { accepted: true });
+        }
+        write_stdin(&entry, params.chunk).await?;
+        if let Some(write_id) = params.write_id {
+            entry.remember_write(write_id);
+        }
+        Ok(WriteResponse { accepted: true })
+    }
+
+    pub(crate) async fn process_close_stdin(
+        &mut self,
+        params: ProcessIdParams,
+    ) -> Result<EmptyResponse, RpcError> {
+        let entry = self.process(&params.process_id)?;
+        if !entry.running() {
+            return Err(stdin_closed(&entry.id));
+        }
+        entry
+            .handle
+            .close_stdin()
+            .await
+            .map_err(|_| stdin_closed(&entry.id))?;
+        Ok(EmptyResponse {})
+    }
+
+    pub(crate) fn process_resize(
+        &mut self,
+        params: ResizeParams,
+    ) -> Result<EmptyResponse, RpcError> {
+        let entry = self.process(&params.process_id)?;
+        if !entry.handle.has_terminal() {
+            return Err(RpcError::invalid_request(format!(
+                "process {} has no terminal",
+                entry.id
+            )));
+        }
+        if params.rows == 0 || params.cols == 0 {
+            return Err(RpcError::invalid_params("rows and cols must be at least 1"));
+        }
+        entry
+            .handle
+            .resize(TerminalSize {
+                rows: params.rows,
+                cols: params.cols,
+            })
+            .map_err(|error| {
+                RpcError::internal(format!("resizing process {}: {error}", entry.id))
+            })?;
+        Ok(EmptyResponse {})
+    }
+
+    pub(crate) fn process_signal(
+        &mut self,
+        params: SignalParams,
+    ) -> Result<SignalResponse, RpcError> {
+        let entry = self.process(&params.process_id)?;
+        let signal = ALLOWED_SIGNALS
+            .contains(&params.signal.as_str())
+            .then(|| signal_number(&params.signal))
+            .flatten()
+            .ok_or_else(|| {
+                RpcError::invalid_params(format!(
+                    "unsupported signal `{}`; expected one of {}",
+                    params.signal,
+                    ALLOWED_SIGNALS.join(", ")
+                ))
+            })?;
+        let delivered = entry.handle.signal_group(signal).map_err(|error| {
+            RpcError::internal(format!("signalling process {}: {error}", entry.id))
+        })?;
+        Ok(SignalResponse { delivered })
+    }
+
+    pub(crate) fn process_terminate(
+        &mut self,
+        params: TerminateParams,
+    ) -> Result<TerminateResponse, RpcError> {
+        let entry = self.process(&params.process_id)?;
+        let running = entry
+            .handle
+            .terminate(params.grace_ms.map(millis))
+            .map_err(|error| {
+                RpcError::internal(format!("terminating process {}: {error}", entry.id))
+            })?;
+        Ok(TerminateResponse { running })
+    }
+
+    pub(crate) fn process_wait(&mut self, params: WaitParams) -> Reply {
+        let entry = match self.process(&params.process_id) {
+            Ok(entry) => entry,
+            Err(error) => return Reply::Now(Err(error)),
+        };
+        let pattern = match params.pattern.as_deref().map(compile_pattern).transpose() {
+            Ok(pattern) => pattern,
+            Err(error) => return Reply::Now(Err(error)),
+        };
+        let max_wait = self.server.config().max_wait;
+        let timeout = params
+            .timeout_ms
+            .map(millis)
+            .unwrap_or(max_wait)
+            .min(max_wait);
+        let quiet = params.quiet_ms.map(millis);
+        Reply::later(async move { Ok(wait(entry.handle.clone(), timeout, quiet, pattern).await) })
+    }
+
+    pub(crate) fn process_read(&mut self, params: ReadParams) -> Reply {
+        let entry = match self.process(&params.process_id) {
+            Ok(entry) => entry,
+            Err(error) => return Reply::Now(Err(error)),
+        };
+        let max_bytes = params
+            .max_bytes
+            .unwrap_or(DEFAULT_READ_BYTES)
+            .min(usize::MAX as u64) as usize;
+        let wait_for = params
+            .wait_ms
+            .map(millis)
+            .unwrap_or_default()
+            .min(self.server.config().max_wait);
+        let latest = *entry.handle.subscribe_progress().borrow();
+        if wait_for.is_zero() || latest > params.after_seq || entry.is_closed() {
+            return Reply::now(Ok(read(&entry, params.after_seq, max_bytes)));
+        }
+        Reply::later(async move {
+            let mut progress = entry.handle.subscribe_progress();
+            let _ =
+                tokio::time::timeout(wait_for, progress.wait_for(|&seq| seq > params.after_seq))
+                    .await;
+            Ok(read(&entry, params.after_seq, max_bytes))
+        })
+    }
+
+    pub(crate) fn process_snapshot(
+        &mut self,
+        params: ProcessIdParams,
+    ) -> Result<SnapshotResponse, RpcError> {
+        let entry = self.process(&params.process_id)?;
+        let handle = &entry.handle;
+        let contents = |stream| handle.with_retained(|r| Bytes::from(r.stream(stream).contents()));
+        let (stdout, stderr, terminal) = if entry.meta.tty {
+            (None, None, Some(contents(OutputStream::Pty)))
+        } else {
+            (
+                Some(contents(OutputStream::Stdout)),
+                Some(contents(OutputStream::Stderr)),
+                None,
+            )
+        };
+        let status = handle.exit_status();
+        Ok(SnapshotResponse {
+            stdout,
+            stderr,
+            terminal,
+            screen: handle.screen().map(|screen| screen.lines),
+            truncated: handle.with_retained(|r| r.truncated()),
+            exit_code: status.map(|s| s.code_or_signal()),
+            running: status.is_none(),
+        })
+    }
+
+    pub(crate) fn process_list(&mut self, params: ListParams) -> Result<ListResponse, RpcError> {
+        let session = self.session()?;
+        let state = session.lock();
+        let mut processes: Vec<ProcessInfo> = state
+            .processes
+            .values()
+            .filter(|entry| {
+                params.labels.as_ref().is_none_or(|wanted| {
+                    wanted
+                        .iter()
+                        .all(|(k, v)| entry.meta.labels.get(k) == Some(v))
+                })
+            })
+            .map(|entry| ProcessInfo {
+                process_id: entry.id.clone(),
+                pid: entry.handle.pid(),
+                argv: entry.meta.argv.clone(),
+                tty: entry.meta.tty,
+                labels: entry.meta.labels.clone(),
+                running: entry.running(),
+                exit_code: entry.handle.exit_status().map(|s| s.code_or_signal()),
+            })
+            .collect();
+        processes.sort_by(|a, b| a.process_id.cmp(&b.process_id));
+        Ok(ListResponse { processes })
+    }
+
+    pub(crate) fn process_release(
+        &mut self,
+        params: ProcessIdParams,
+    ) -> Result<EmptyResponse, RpcError> {
+        let entry = self.process(&params.process_id)?;
+        if entry.running() {
+            return Err(RpcError::invalid_request(format!(
+                "process {} is still running; terminate it first",
+                entry.id
+            )));
+        }
+        self.session()?.release(&entry.id);
+        Ok(EmptyResponse {})
+    }
+}
+
+fn stdin_closed(id: &str) -> RpcError {
+    RpcError::invalid_request(format!("stdin is closed for process {id}"))
+}
+
+async fn write_stdin(entry: &ProcessEntry, chunk: Bytes) -> Result<(), RpcError> {
+    if !entry.running() {
+        return Err(stdin_closed(&entry.id));
+    }
+    entry
+        .handle
+        .write_stdin(chunk)
+        .await
+        .map_err(|_| stdin_closed(&entry.id))
+}
+
+fn compile_pattern(pattern: &str) -> Result<Regex, RpcError> {
+    if pattern.len() > MAX_PATTERN_BYTES {
+        return Err(RpcError::invalid_params(format!(
+            "match must be at most {MAX_PATTERN_BYTES} bytes"
+        )));
+    }
+    regex::bytes::RegexBuilder::new(pattern)
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|error| {
+            RpcError::invalid_params(format!("match is not a valid regular expression: {error}"))
+        })
+}
+
+fn wait_response(handle: &ProcessHandle, reason: WaitReason) -> WaitResponse {
+    let status = handle.exit_status();
+    WaitResponse {
+        reason,
+        exited: status.is_some(),
+        exit_code: status.map(|s| s.code_or_signal()),
+        signal: status.and_then(|s| s.signal_name()).map(str::to_string),
+        timed_out: status.is_some_and(|s| s.timed_out),
+    }
+}
+
+/// Waits for the first of: exit, new output matching `pattern`, `quiet`
+/// without new output, `timeout`.
+async fn wait(
+    handle: ProcessHandle,
+    timeout: Duration,
+    quiet: Option<Duration>,
+    pattern: Option<Regex>,
+) -> WaitResponse {
+    let deadline = Instant::now() + timeout;
+    let mut progress = handle.subscribe_progress();
+    let mut cursor = *progress.borrow_and_update();
+    let mut window: Vec<u8> = Vec::new();
+    let mut quiet_deadline = quiet.map(|q| Instant::now() + q);
+    loop {
+        if handle.exit_status().is_some() {
+            return wait_response(&handle, WaitReason::Exited);
+        }
+        tokio::select! {
+            changed = progress.changed() => {
+                if changed.is_err() {
+                    return wait_response(&handle, WaitReason::Exited);
+                }
+                let read = handle.read_after(cursor, usize::MAX);
+                let new_output = read.chunks.iter().any(|c| !c.data.is_empty()) || read.dropped_bytes > 0;
+                cursor = (*progress.borrow_and_update()).max(read.chunks.last().map_or(0, |c| c.seq));
+                if let Some(pattern) = &pattern {
+                    for chunk in &read.chunks {
+                        window.extend_from_slice(&chunk.data);
+                    }
+                    if pattern.is_match(&window) {
+                        return wait_response(&handle, WaitReason::Matched);
+                    }
+                    if window.len() > MATCH_WINDOW_BYTES {
+                        window.drain(..window.len() - MATCH_WINDOW_BYTES);
+                    }
+                }
+                if new_output {
+                    quiet_deadline = quiet.map(|q| Instant::now() + q);
+                }
+            }
+            _ = sleep_until_opt(quiet_deadline) => return wait_response(&handle, WaitReason::Quiet),
+            _ = tokio::time::sleep_until(deadline) => return wait_response(&handle, WaitReason::Timeout),
+        }
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn read(entry: &ProcessEntry, after_seq: u64, max_bytes: usize) -> ReadResponse {
+    let handle = &entry.handle;
+    // Read the progress before retention: everything up to it is either in
+    // this answer or counted as dropped.
+    let latest = *handle.subscribe_progress().borrow();
+    let status = handle.exit_status();
+    let closed = entry.is_closed();
+    let read = handle.read_after(after_seq, max_bytes);
+    let last_chunk = read.chunks.last().map_or(0, |c| c.seq);
+    let next_seq = if read.complete {
+        after_seq.max(latest).max(last_chunk)
+    } else {
+        last_chunk
+    };
+    ReadResponse {
+        chunks: read
+            .chunks
+            .into_iter()
+            .map(|c| OutputChunk {
+                seq: c.seq,
+                stream: match c.stream {
+                    OutputStream::Stdout => ProcessStream::Stdout,
+                    OutputStream::Stderr => ProcessStream::Stderr,
+                    OutputStream::Pty => ProcessStream::Pty,
+                },
+                chunk: c.data,
+            })
+            .collect(),
+        next_seq,
+        dropped_bytes: read.dropped_bytes,
+        exited: status.is_some(),
+        exit_code: status.map(|s| s.code_or_signal()),
+        closed,
+    }
+}
