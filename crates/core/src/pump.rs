@@ -147,6 +147,7 @@ impl Emitter {
             .lock()
             .expect("retention lock poisoned")
             .push(seq, stream, data.clone());
+        self.shared.progress.send_replace(seq);
         // A closed receiver means retention-only output: keep reading.
         let _ = self
             .events
@@ -154,9 +155,14 @@ impl Emitter {
             .await;
     }
 
-    async fn exited(&mut self, status: ExitStatus) {
+    async fn exited(&mut self, mut status: ExitStatus) {
         let seq = self.next_seq();
+        status.timed_out = self
+            .shared
+            .timed_out
+            .load(std::sync::atomic::Ordering::SeqCst);
         self.shared.exit.send_replace(Some(status));
+        self.shared.progress.send_replace(seq);
         let _ = self.events.send(ProcessEvent::Exited { seq, status }).await;
     }
 }

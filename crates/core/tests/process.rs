@@ -342,3 +342,31 @@ async fn a_dropped_receiver_switches_to_retention_and_the_process_never_blocks()
         assert!(stdout.contents().ends_with(b"end\n"));
     });
 }
+
+#[tokio::test]
+async fn progress_changes_on_output_and_on_exit() {
+    let process = spawn_process(sh("sleep 0.2; echo x; sleep 0.2; exit 5"))
+        .await
+        .unwrap();
+    drop(process.events);
+    let mut progress = process.handle.subscribe_progress();
+    let first = tokio::time::timeout(Duration::from_secs(5), progress.changed()).await;
+    assert!(first.is_ok(), "no progress on output");
+    assert_eq!(*progress.borrow_and_update(), 1);
+    let second = tokio::time::timeout(Duration::from_secs(5), progress.changed()).await;
+    assert!(second.is_ok(), "no progress on exit");
+    assert_eq!(*progress.borrow(), 2);
+    assert_eq!(process.handle.exit_status().unwrap().code, Some(5));
+}
+
+#[tokio::test]
+async fn a_timeout_kills_and_is_reported() {
+    let mut config = sh("sleep 30");
+    config.timeout = Some(Duration::from_millis(200));
+    let process = spawn_process(config).await.unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(5), process.handle.wait())
+        .await
+        .unwrap();
+    assert!(status.timed_out, "{status:?}");
+    assert_eq!(status.signal, Some(libc::SIGKILL));
+}

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -259,7 +260,7 @@ impl Connection {
             .unwrap_or(max_wait)
             .min(max_wait);
         let quiet = params.quiet_ms.map(millis);
-        Reply::later(async move { Ok(wait(entry.handle.clone(), timeout, quiet, pattern).await) })
+        Reply::later(async move { Ok(wait(entry, timeout, quiet, pattern).await) })
     }
 
     pub(crate) fn process_read(&mut self, params: ReadParams) -> Reply {
@@ -400,50 +401,69 @@ fn wait_response(handle: &ProcessHandle, reason: WaitReason) -> WaitResponse {
     }
 }
 
-/// Waits for the first of: exit, new output matching `pattern`, `quiet`
+/// Waits for the first of: exit, output matching `pattern`, `quiet`
 /// without new output, `timeout`.
+///
+/// `pattern` is matched against output that no earlier wait on this process
+/// examined: for the first wait, everything since the start (so a line that
+/// arrived before the wait call is not missed); after that, what came after
+/// the previous wait returned. A match spanning chunks is found as long as
+/// it fits in [`MATCH_WINDOW_BYTES`].
 async fn wait(
-    handle: ProcessHandle,
+    entry: Arc<ProcessEntry>,
     timeout: Duration,
     quiet: Option<Duration>,
     pattern: Option<Regex>,
 ) -> WaitResponse {
+    let handle = &entry.handle;
     let deadline = Instant::now() + timeout;
     let mut progress = handle.subscribe_progress();
-    let mut cursor = *progress.borrow_and_update();
+    let mut cursor = entry.wait_cursor.load(Ordering::SeqCst);
     let mut window: Vec<u8> = Vec::new();
     let mut quiet_deadline = quiet.map(|q| Instant::now() + q);
-    loop {
+    let mut first_pass = true;
+    let reason = loop {
+        let latest = *progress.borrow_and_update();
+        let read = handle.read_after(cursor, usize::MAX);
+        if let Some(pattern) = &pattern {
+            let mut matched = None;
+            for chunk in &read.chunks {
+                window.extend_from_slice(&chunk.data);
+                if pattern.is_match(&window) {
+                    matched = Some(chunk.seq);
+                    break;
+                }
+                if window.len() > MATCH_WINDOW_BYTES {
+                    window.drain(..window.len() - MATCH_WINDOW_BYTES);
+                }
+            }
+            if let Some(seq) = matched {
+                cursor = seq;
+                break WaitReason::Matched;
+            }
+        }
+        if !first_pass && (!read.chunks.is_empty() || read.dropped_bytes > 0) {
+            quiet_deadline = quiet.map(|q| Instant::now() + q);
+        }
+        first_pass = false;
+        cursor = cursor
+            .max(latest)
+            .max(read.chunks.last().map_or(0, |c| c.seq));
         if handle.exit_status().is_some() {
-            return wait_response(&handle, WaitReason::Exited);
+            break WaitReason::Exited;
         }
         tokio::select! {
             changed = progress.changed() => {
                 if changed.is_err() {
-                    return wait_response(&handle, WaitReason::Exited);
-                }
-                let read = handle.read_after(cursor, usize::MAX);
-                let new_output = read.chunks.iter().any(|c| !c.data.is_empty()) || read.dropped_bytes > 0;
-                cursor = (*progress.borrow_and_update()).max(read.chunks.last().map_or(0, |c| c.seq));
-                if let Some(pattern) = &pattern {
-                    for chunk in &read.chunks {
-                        window.extend_from_slice(&chunk.data);
-                    }
-                    if pattern.is_match(&window) {
-                        return wait_response(&handle, WaitReason::Matched);
-                    }
-                    if window.len() > MATCH_WINDOW_BYTES {
-                        window.drain(..window.len() - MATCH_WINDOW_BYTES);
-                    }
-                }
-                if new_output {
-                    quiet_deadline = quiet.map(|q| Instant::now() + q);
+                    break WaitReason::Exited;
                 }
             }
-            _ = sleep_until_opt(quiet_deadline) => return wait_response(&handle, WaitReason::Quiet),
-            _ = tokio::time::sleep_until(deadline) => return wait_response(&handle, WaitReason::Timeout),
+            _ = sleep_until_opt(quiet_deadline) => break WaitReason::Quiet,
+            _ = tokio::time::sleep_until(deadline) => break WaitReason::Timeout,
         }
-    }
+    };
+    entry.wait_cursor.fetch_max(cursor, Ordering::SeqCst);
+    wait_response(handle, reason)
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {

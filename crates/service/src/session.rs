@@ -12,7 +12,7 @@
 //! out, which kills them like the rest.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -51,6 +51,8 @@ pub(crate) struct ProcessEntry {
     pub meta: ProcessMeta,
     /// Set when every stream reached end-of-file and the process was reaped.
     pub closed: AtomicBool,
+    /// Output up to this seq was examined by an earlier `process/wait`.
+    pub wait_cursor: AtomicU64,
     /// `writeId`s already accepted, oldest first (bounded).
     write_ids: Mutex<WriteIds>,
 }
@@ -73,6 +75,7 @@ impl ProcessEntry {
             kind,
             meta,
             closed: AtomicBool::new(false),
+            wait_cursor: AtomicU64::new(0),
             write_ids: Mutex::default(),
         }
     }
