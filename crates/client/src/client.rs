@@ -1,17 +1,21 @@
-//! [`ExecServerClient`]: requests, responses and notification routing.
+//! [`ExecServerClient`]: connecting, the handshake, and one typed call per
+//! protocol method.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use exec_server_protocol::process::{
+    self, EmptyResponse, ListParams, ListResponse, ProcessIdParams, ReadParams, ReadResponse,
+    ResizeParams, SignalParams, SignalResponse, SnapshotResponse, StartParams, WaitParams,
+    WaitResponse,
+};
 use exec_server_protocol::v0::{
     ExecParams, ExecResponse, InitializeParams, InitializeResponse, TerminateParams,
     TerminateResponse, WriteParams, WriteResponse, method,
 };
-use exec_server_protocol::wire::DecodedServerMessage;
-use exec_server_protocol::{ClientMessage, RequestId, RpcError, ServerMessage, ServerNotification};
+use exec_server_protocol::{ClientMessage, RequestId, RpcError, ServerNotification};
 use exec_server_service::{Server, ServerConfig};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -19,7 +23,9 @@ use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::session::{ExecEvent, ExecSession};
+use crate::dispatch::{self, Pending, PendingRoute, Routes};
+use crate::process::RemoteProcess;
+use crate::session::ExecSession;
 use crate::transport::{self, Inbound, Outbound};
 
 /// Errors seen by client callers.
@@ -31,6 +37,12 @@ pub enum ClientError {
     /// The connection is closed (or closed while waiting).
     #[error("the connection to the exec-server is closed")]
     Closed,
+    /// The connection dropped while this request was in flight. The client
+    /// may have resumed the session since, but it never sends a request
+    /// twice on its own: the caller decides whether a retry is safe (writes
+    /// with a `writeId` are).
+    #[error("the connection dropped while the request was in flight")]
+    ConnectionLost,
     /// Connecting or the handshake failed.
     #[error("{0}")]
     Connect(String),
@@ -57,6 +69,24 @@ impl Default for ClientOptions {
     }
 }
 
+/// How a websocket client reconnects after the connection drops.
+#[derive(Clone, Debug)]
+pub struct ReconnectPolicy {
+    /// Attempts before giving up (then every call fails with `Closed`).
+    pub attempts: u32,
+    /// Pause before each attempt.
+    pub delay: Duration,
+}
+
+impl Default for ReconnectPolicy {
+    fn default() -> Self {
+        ReconnectPolicy {
+            attempts: 10,
+            delay: Duration::from_millis(200),
+        }
+    }
+}
+
 /// Arguments of [`ExecServerClient::connect_websocket`].
 #[derive(Clone, Debug)]
 pub struct WebSocketConnectArgs {
@@ -66,6 +96,11 @@ pub struct WebSocketConnectArgs {
     pub bearer_token: Option<String>,
     pub connect_timeout: Duration,
     pub options: ClientOptions,
+    /// Reconnect and resume the session when the connection drops: the
+    /// same process ids come back, each process handle replays what it
+    /// missed from its last `seq` (reporting gaps), and live output goes on.
+    /// `None`: a dropped connection closes the client.
+    pub reconnect: Option<ReconnectPolicy>,
 }
 
 impl WebSocketConnectArgs {
@@ -75,11 +110,12 @@ impl WebSocketConnectArgs {
             bearer_token: None,
             connect_timeout: Duration::from_secs(10),
             options: ClientOptions::default(),
+            reconnect: None,
         }
     }
 }
 
-/// A notification that no live [`ExecSession`] claimed.
+/// A notification that no live handle claimed.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ClientEvent {
     Notification(ServerNotification),
@@ -90,41 +126,32 @@ pub enum ClientEvent {
     },
 }
 
-/// A connected, initialized client. Cheap to clone; the connection closes
-/// when the last clone and every session are dropped.
+/// A connected, initialized client. Cheap to clone.
+///
+/// Every protocol method has a typed call here. Processes started with
+/// [`exec`](Self::exec) (v0) or [`start`](Self::start) (process API) come
+/// back as handles that receive their own output, in order, without loss.
 #[derive(Clone)]
 pub struct ExecServerClient {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    outbound: Outbound,
+pub(crate) struct Inner {
+    pub outbound: Mutex<Outbound>,
     next_id: AtomicI64,
-    routes: Arc<Mutex<Routes>>,
-    initialize: Mutex<Option<InitializeResponse>>,
+    pub routes: Arc<Mutex<Routes>>,
+    pub initialize: Mutex<Option<InitializeResponse>>,
 }
 
-/// What the dispatcher needs to route messages.
-#[derive(Default)]
-struct Routes {
-    pending: HashMap<RequestId, Pending>,
-    sessions: HashMap<String, mpsc::Sender<ExecEvent>>,
-    unclaimed: Option<mpsc::Sender<ClientEvent>>,
-    unclaimed_rx: Option<mpsc::Receiver<ClientEvent>>,
-    closed: bool,
-}
+impl Inner {
+    pub(crate) fn next_id(&self) -> RequestId {
+        RequestId::from(self.next_id.fetch_add(1, Ordering::Relaxed))
+    }
 
-struct Pending {
-    reply: oneshot::Sender<Result<Value, RpcError>>,
-    /// For `command/exec`: where the new session's events go. Registered by
-    /// the dispatcher itself when the response arrives, before it reads the
-    /// next message, so no output can arrive before its route exists.
-    session: Option<mpsc::Sender<ExecEvent>>,
+    fn outbound(&self) -> Outbound {
+        self.outbound.lock().expect("lock poisoned").clone()
+    }
 }
-
-/// Events buffered per session before the dispatcher waits for the reader.
-const SESSION_CHANNEL_CAPACITY: usize = 256;
-const UNCLAIMED_CHANNEL_CAPACITY: usize = 256;
 
 impl ExecServerClient {
     /// Connects over a byte stream pair carrying one JSON message per line,
@@ -139,7 +166,7 @@ impl ExecServerClient {
         R: AsyncRead + Unpin + Send + 'static,
     {
         let (outbound, inbound) = transport::lines(writer, reader);
-        Self::start(outbound, inbound, options).await
+        Self::start_connection(outbound, inbound, options, None).await
     }
 
     /// Connects to a websocket listener and performs the handshake.
@@ -150,7 +177,9 @@ impl ExecServerClient {
             args.connect_timeout,
         )
         .await?;
-        Self::start(outbound, inbound, args.options).await
+        let options = args.options.clone();
+        let reconnect = args.reconnect.is_some().then_some(args);
+        Self::start_connection(outbound, inbound, options, reconnect).await
     }
 
     /// Starts a server inside this process (default configuration) and
@@ -166,34 +195,34 @@ impl ExecServerClient {
         options: ClientOptions,
     ) -> Result<Self, ClientError> {
         let (incoming, outgoing) = exec_server_service::connect_in_process(server);
-        Self::start(
+        Self::start_connection(
             Outbound::InProcess(incoming),
             Inbound::InProcess(outgoing),
             options,
+            None,
         )
         .await
     }
 
-    async fn start(
+    async fn start_connection(
         outbound: Outbound,
         inbound: Inbound,
         options: ClientOptions,
+        reconnect: Option<WebSocketConnectArgs>,
     ) -> Result<Self, ClientError> {
-        let (unclaimed_tx, unclaimed_rx) = mpsc::channel(UNCLAIMED_CHANNEL_CAPACITY);
-        let routes = Arc::new(Mutex::new(Routes {
-            unclaimed: Some(unclaimed_tx),
-            unclaimed_rx: Some(unclaimed_rx),
-            ..Routes::default()
-        }));
-        tokio::spawn(dispatch(inbound, routes.clone()));
-        let client = ExecServerClient {
-            inner: Arc::new(Inner {
-                outbound,
-                next_id: AtomicI64::new(1),
-                routes,
-                initialize: Mutex::new(None),
-            }),
-        };
+        let routes = Arc::new(Mutex::new(Routes::new()));
+        let inner = Arc::new(Inner {
+            outbound: Mutex::new(outbound),
+            next_id: AtomicI64::new(1),
+            routes: routes.clone(),
+            initialize: Mutex::new(None),
+        });
+        let client = ExecServerClient { inner };
+        tokio::spawn(dispatch::run(
+            inbound,
+            Arc::downgrade(&client.inner),
+            reconnect,
+        ));
         let params = InitializeParams {
             client_name: options.client_name,
             resume_session_id: None,
@@ -206,32 +235,39 @@ impl ExecServerClient {
         .map_err(|_| {
             ClientError::Connect("timed out waiting for the initialize response".into())
         })??;
-        client
-            .inner
-            .outbound
-            .send(ClientMessage::Notification {
-                method: method::INITIALIZED.into(),
-                params: None,
-            })
-            .await?;
+        client.notify_initialized().await?;
         *client.inner.initialize.lock().expect("lock poisoned") = Some(response);
         Ok(client)
     }
 
-    /// The server's `initialize` result.
+    pub(crate) async fn notify_initialized(&self) -> Result<(), ClientError> {
+        self.inner
+            .outbound()
+            .send(ClientMessage::Notification {
+                method: method::INITIALIZED.into(),
+                params: None,
+            })
+            .await
+    }
+
+    /// The server's `initialize` result (the latest one after a resume).
     pub fn server_info(&self) -> Option<InitializeResponse> {
         self.inner.initialize.lock().expect("lock poisoned").clone()
     }
 
-    /// Notifications that no live session claimed. Can be taken once; until
+    /// This connection's session id, a secret that resumes it.
+    pub fn session_id(&self) -> Option<String> {
+        self.server_info().and_then(|info| info.session_id)
+    }
+
+    /// Notifications that no live handle claimed. Can be taken once; until
     /// it is taken (and after it is dropped) such notifications are dropped.
     pub fn take_events(&self) -> Option<mpsc::Receiver<ClientEvent>> {
         self.inner
             .routes
             .lock()
             .expect("lock poisoned")
-            .unclaimed_rx
-            .take()
+            .take_unclaimed()
     }
 
     /// Sends any request and decodes its result.
@@ -240,32 +276,28 @@ impl ExecServerClient {
         method: &str,
         params: &P,
     ) -> Result<R, ClientError> {
-        let value = self.raw_request(method, params, None).await?;
-        serde_json::from_value(value).map_err(|e| ClientError::Protocol(format!("{method}: {e}")))
+        let value = self.raw_request(method, params, PendingRoute::None).await?;
+        decode(method, value)
     }
 
-    async fn raw_request<P: Serialize>(
+    pub(crate) async fn raw_request<P: Serialize>(
         &self,
         method: &str,
         params: &P,
-        session: Option<mpsc::Sender<ExecEvent>>,
+        route: PendingRoute,
     ) -> Result<Value, ClientError> {
         let params =
             serde_json::to_value(params).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let id = RequestId::from(self.inner.next_id.fetch_add(1, Ordering::Relaxed));
+        let id = self.inner.next_id();
         let (reply, response) = oneshot::channel();
-        {
-            let mut routes = self.inner.routes.lock().expect("lock poisoned");
-            if routes.closed {
-                return Err(ClientError::Closed);
-            }
-            routes
-                .pending
-                .insert(id.clone(), Pending { reply, session });
-        }
+        self.inner
+            .routes
+            .lock()
+            .expect("lock poisoned")
+            .add_pending(id.clone(), Pending { reply, route })?;
         let sent = self
             .inner
-            .outbound
+            .outbound()
             .send(ClientMessage::Request {
                 id: id.clone(),
                 method: method.to_string(),
@@ -277,22 +309,22 @@ impl ExecServerClient {
                 .routes
                 .lock()
                 .expect("lock poisoned")
-                .pending
-                .remove(&id);
+                .remove_pending(&id);
             return Err(error);
         }
-        Ok(response.await.map_err(|_| ClientError::Closed)??)
+        response.await.map_err(|_| ClientError::Closed)?
     }
+
+    // ---- protocol v0 -------------------------------------------------
 
     /// `command/exec`: starts a process and returns its session, whose
     /// output and exit arrive in order on the session.
     pub async fn exec(&self, params: ExecParams) -> Result<ExecSession, ClientError> {
-        let (events_tx, events) = mpsc::channel(SESSION_CHANNEL_CAPACITY);
+        let (events_tx, events) = mpsc::channel(dispatch::HANDLE_CHANNEL_CAPACITY);
         let value = self
-            .raw_request(method::EXEC, &params, Some(events_tx))
+            .raw_request(method::EXEC, &params, PendingRoute::Exec(events_tx))
             .await?;
-        let response: ExecResponse = serde_json::from_value(value)
-            .map_err(|e| ClientError::Protocol(format!("command/exec: {e}")))?;
+        let response: ExecResponse = decode(method::EXEC, value)?;
         Ok(ExecSession::new(self.clone(), response.session_id, events))
     }
 
@@ -316,89 +348,121 @@ impl ExecServerClient {
         };
         self.request(method::EXEC_TERMINATE, &params).await
     }
+
+    // ---- process API -------------------------------------------------
+
+    /// `process/start`: starts a process and returns its handle, which
+    /// receives the process's output, exit and close in order.
+    pub async fn start(&self, params: StartParams) -> Result<RemoteProcess, ClientError> {
+        let (events_tx, events) = mpsc::channel(dispatch::HANDLE_CHANNEL_CAPACITY);
+        let value = self
+            .raw_request(
+                process::method::START,
+                &params,
+                PendingRoute::Process(events_tx),
+            )
+            .await?;
+        let response: process::StartResponse = decode(process::method::START, value)?;
+        Ok(RemoteProcess::new(self.clone(), response, events))
+    }
+
+    /// `process/write`: queues bytes for stdin. With a `write_id`, a retry of
+    /// an accepted write is acknowledged without writing twice.
+    pub async fn process_write(
+        &self,
+        process_id: &str,
+        chunk: impl Into<Bytes>,
+        write_id: Option<String>,
+    ) -> Result<process::WriteResponse, ClientError> {
+        let params = process::WriteParams {
+            process_id: process_id.to_string(),
+            chunk: chunk.into(),
+            write_id,
+        };
+        self.request(process::method::WRITE, &params).await
+    }
+
+    /// `process/closeStdin`: EOF on a pipe, the EOF character on a terminal.
+    pub async fn close_stdin(&self, process_id: &str) -> Result<EmptyResponse, ClientError> {
+        self.request(process::method::CLOSE_STDIN, &id_params(process_id))
+            .await
+    }
+
+    /// `process/resize`.
+    pub async fn resize(
+        &self,
+        process_id: &str,
+        rows: u16,
+        cols: u16,
+    ) -> Result<EmptyResponse, ClientError> {
+        let params = ResizeParams {
+            process_id: process_id.to_string(),
+            rows,
+            cols,
+        };
+        self.request(process::method::RESIZE, &params).await
+    }
+
+    /// `process/signal`: `signal` is a name such as `"SIGINT"`.
+    pub async fn signal(
+        &self,
+        process_id: &str,
+        signal: &str,
+    ) -> Result<SignalResponse, ClientError> {
+        let params = SignalParams {
+            process_id: process_id.to_string(),
+            signal: signal.to_string(),
+        };
+        self.request(process::method::SIGNAL, &params).await
+    }
+
+    /// `process/terminate`: SIGKILL now, or SIGTERM then SIGKILL after `grace`.
+    pub async fn terminate_process(
+        &self,
+        process_id: &str,
+        grace: Option<Duration>,
+    ) -> Result<process::TerminateResponse, ClientError> {
+        let params = process::TerminateParams {
+            process_id: process_id.to_string(),
+            grace_ms: grace.map(|g| g.as_millis() as u64),
+        };
+        self.request(process::method::TERMINATE, &params).await
+    }
+
+    /// `process/wait`: exit, a match, quiet, or timeout, whichever is first.
+    pub async fn wait(&self, params: WaitParams) -> Result<WaitResponse, ClientError> {
+        self.request(process::method::WAIT, &params).await
+    }
+
+    /// `process/read`: retained output after a seq, optionally long-polling.
+    pub async fn read(&self, params: ReadParams) -> Result<ReadResponse, ClientError> {
+        self.request(process::method::READ, &params).await
+    }
+
+    /// `process/snapshot`.
+    pub async fn snapshot(&self, process_id: &str) -> Result<SnapshotResponse, ClientError> {
+        self.request(process::method::SNAPSHOT, &id_params(process_id))
+            .await
+    }
+
+    /// `process/list`, optionally filtered by labels.
+    pub async fn list(&self, params: ListParams) -> Result<ListResponse, ClientError> {
+        self.request(process::method::LIST, &params).await
+    }
+
+    /// `process/release`: forgets an exited process and its output.
+    pub async fn release(&self, process_id: &str) -> Result<EmptyResponse, ClientError> {
+        self.request(process::method::RELEASE, &id_params(process_id))
+            .await
+    }
 }
 
-/// Reads server messages until the connection ends; then fails every
-/// pending request and ends every session stream.
-async fn dispatch(mut inbound: Inbound, routes: Arc<Mutex<Routes>>) {
-    while let Some(message) = inbound.recv().await {
-        match message {
-            DecodedServerMessage::Known(ServerMessage::Response { id, result }) => {
-                let mut routes = routes.lock().expect("lock poisoned");
-                let Some(pending) = id.and_then(|id| routes.pending.remove(&id)) else {
-                    tracing::warn!(?result, "response to no pending request");
-                    continue;
-                };
-                if let (Some(session), Ok(value)) = (pending.session, &result)
-                    && let Some(Value::String(session_id)) = value.get("sessionId")
-                {
-                    routes.sessions.insert(session_id.clone(), session);
-                }
-                let _ = pending.reply.send(result);
-            }
-            DecodedServerMessage::Known(ServerMessage::Notification(notification)) => {
-                route_notification(&routes, notification).await;
-            }
-            DecodedServerMessage::UnknownNotification { method, params } => {
-                send_unclaimed(&routes, ClientEvent::Unknown { method, params }).await;
-            }
-        }
+fn id_params(process_id: &str) -> ProcessIdParams {
+    ProcessIdParams {
+        process_id: process_id.to_string(),
     }
-    let mut routes = routes.lock().expect("lock poisoned");
-    routes.closed = true;
-    routes.pending.clear();
-    routes.sessions.clear();
-    routes.unclaimed = None;
 }
 
-async fn route_notification(routes: &Mutex<Routes>, notification: ServerNotification) {
-    let (session_id, event) = match &notification {
-        ServerNotification::ExecOutputDelta(delta) => (
-            &delta.session_id,
-            ExecEvent::Output {
-                stream: delta.stream,
-                chunk: delta.chunk.clone(),
-            },
-        ),
-        ServerNotification::ExecExited(exited) => (
-            &exited.session_id,
-            ExecEvent::Exited {
-                exit_code: exited.exit_code,
-            },
-        ),
-        _ => return send_unclaimed(routes, ClientEvent::Notification(notification)).await,
-    };
-    let exited = matches!(event, ExecEvent::Exited { .. });
-    let sender = {
-        let mut routes = routes.lock().expect("lock poisoned");
-        if exited {
-            routes.sessions.remove(session_id)
-        } else {
-            routes.sessions.get(session_id).cloned()
-        }
-    };
-    if let Some(sender) = sender {
-        // Waiting here is the backpressure: never drop a session's output.
-        if sender.send(event).await.is_ok() {
-            return;
-        }
-        // The session handle was dropped: stop routing to it.
-        routes
-            .lock()
-            .expect("lock poisoned")
-            .sessions
-            .remove(session_id);
-    }
-    send_unclaimed(routes, ClientEvent::Notification(notification)).await;
-}
-
-async fn send_unclaimed(routes: &Mutex<Routes>, event: ClientEvent) {
-    let sender = routes.lock().expect("lock poisoned").unclaimed.clone();
-    let Some(sender) = sender else { return };
-    // Only a taken receiver is worth waiting for; an untaken one would
-    // fill up and stall the connection.
-    let taken = routes.lock().expect("lock poisoned").unclaimed_rx.is_none();
-    if taken && sender.send(event).await.is_err() {
-        routes.lock().expect("lock poisoned").unclaimed = None;
-    }
+pub(crate) fn decode<R: DeserializeOwned>(method: &str, value: Value) -> Result<R, ClientError> {
+    serde_json::from_value(value).map_err(|e| ClientError::Protocol(format!("{method}: {e}")))
 }

@@ -11,13 +11,24 @@
 //! - [`spawn_local_exec_server`]: launches the `exec-server` binary as a
 //!   child and connects over its stdio; dropping the handle kills it.
 //!
-//! Each connection has one dispatcher task that matches responses to
-//! requests and routes notifications. Output of a process started with
-//! [`ExecServerClient::exec`] goes to its [`ExecSession`], through a bounded
-//! channel: a session that is not read holds up the dispatcher, which holds
-//! up the server, which stops reading the process's output. Nothing is ever
-//! dropped to make room. Notifications for sessions without a live handle
-//! go to [`ExecServerClient::take_events`], if someone took it.
+//! Processes come back as handles: [`ExecSession`] for v0's
+//! [`ExecServerClient::exec`], [`RemoteProcess`] for the process API's
+//! [`ExecServerClient::start`]. Each handle receives its own output, exit
+//! and close, in order, through a bounded channel: a handle that is not read
+//! holds up the connection, which holds up the server, which stops reading
+//! the process's output. Nothing is ever dropped to make room.
+//! Notifications without a live handle go to
+//! [`ExecServerClient::take_events`], if someone took it.
+//!
+//! Helpers on [`RemoteProcess`]: [`output`](RemoteProcess::output) (run to
+//! completion), [`communicate`](RemoteProcess::communicate) (feed stdin,
+//! then run to completion), and [`collect`](RemoteProcess::collect), the
+//! yield-window collector for LLM tool layers (head and tail within a byte
+//! budget). A websocket client with a [`ReconnectPolicy`] resumes its session
+//! when the connection drops, replaying each handle's missed output from its
+//! last `seq` and reporting gaps as [`ProcessEvent::Gap`]; requests that were
+//! in flight fail with [`ClientError::ConnectionLost`] and are never sent
+//! twice.
 //!
 //! ```no_run
 //! use exec_server_client::{ClientOptions, ExecServerClient};
@@ -41,12 +52,20 @@
 //! ```
 
 mod client;
+mod collect;
+mod dispatch;
 mod local;
+mod process;
 mod session;
 mod transport;
 
-pub use client::{ClientError, ClientEvent, ClientOptions, ExecServerClient, WebSocketConnectArgs};
+pub use client::{
+    ClientError, ClientEvent, ClientOptions, ExecServerClient, ReconnectPolicy,
+    WebSocketConnectArgs,
+};
+pub use collect::{Budgeted, Collected};
 pub use local::{LocalExecServer, spawn_local_exec_server};
+pub use process::{ExitInfo, ProcessEvent, ProcessOutput, RemoteProcess};
 pub use session::{ExecEvent, ExecOutput, ExecSession};
 
 /// The README's Rust example, compiled and run as a doc test.
