@@ -94,7 +94,9 @@ pub struct WebSocketConnectArgs {
     pub url: String,
     /// Sent as `Authorization: Bearer TOKEN` on the upgrade request.
     pub bearer_token: Option<String>,
+    /// How long to wait for the TCP and websocket handshakes.
     pub connect_timeout: Duration,
+    /// Client name and initialize timeout.
     pub options: ClientOptions,
     /// Reconnect and resume the session when the connection drops: the
     /// same process ids come back, each process handle replays what it
@@ -104,6 +106,7 @@ pub struct WebSocketConnectArgs {
 }
 
 impl WebSocketConnectArgs {
+    /// Arguments for `url` with default timeouts, no token and no reconnect.
     pub fn new(url: impl Into<String>) -> Self {
         WebSocketConnectArgs {
             url: url.into(),
@@ -118,10 +121,13 @@ impl WebSocketConnectArgs {
 /// A notification that no live handle claimed.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ClientEvent {
+    /// A known notification for a session or process without a live handle.
     Notification(ServerNotification),
     /// A notification this client version does not know.
     Unknown {
+        /// The notification's method name.
         method: String,
+        /// Its params, as received.
         params: Value,
     },
 }

@@ -18,6 +18,7 @@ pub struct Budgeted {
 }
 
 impl Budgeted {
+    /// An empty budget of `budget` bytes (half head, half tail).
     pub fn new(budget: usize) -> Self {
         let head_budget = budget / 2;
         Budgeted {
@@ -29,6 +30,7 @@ impl Budgeted {
         }
     }
 
+    /// Adds bytes: the head fills first, then the tail keeps the latest.
     pub fn push(&mut self, mut bytes: &[u8]) {
         if self.tail.is_empty() && self.head.len() < self.head_budget {
             let take = (self.head_budget - self.head.len()).min(bytes.len());
@@ -48,6 +50,7 @@ impl Budgeted {
         self.omitted
     }
 
+    /// True when nothing was kept.
     pub fn is_empty(&self) -> bool {
         self.head.is_empty() && self.tail.is_empty()
     }
@@ -75,8 +78,11 @@ impl Budgeted {
 /// What [`RemoteProcess::collect`](crate::RemoteProcess::collect) gathered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Collected {
+    /// stdout of a pipe-mode process.
     pub stdout: Budgeted,
+    /// stderr of a pipe-mode process.
     pub stderr: Budgeted,
+    /// The terminal stream of a PTY process.
     pub pty: Budgeted,
     /// Bytes the server's retention dropped (reported after a resume).
     pub dropped_bytes: u64,

@@ -1,3 +1,4 @@
+#![deny(missing_docs)]
 //! The Rust client for exec-server.
 //!
 //! Connect in one of four ways, all giving the same [`ExecServerClient`]:

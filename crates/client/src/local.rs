@@ -9,6 +9,7 @@ use crate::client::{ClientError, ClientOptions, ExecServerClient};
 /// A server child and the client connected to it. Dropping it kills the
 /// child (and with it, every process the child started).
 pub struct LocalExecServer {
+    /// The client connected to the child's stdio.
     pub client: ExecServerClient,
     child: Child,
 }

@@ -17,19 +17,28 @@ use crate::collect::{Budgeted, Collected};
 /// What a process reports, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProcessEvent {
+    /// A chunk of output.
     Output {
+        /// Position in the process's sequence (output and exit share it).
         seq: u64,
+        /// Which stream it came from.
         stream: ProcessStream,
+        /// The bytes.
         chunk: Bytes,
     },
     /// After a resume: bytes that retention dropped while this client was
     /// away. They are gone; the gap is reported, never hidden.
-    Gap { dropped_bytes: u64 },
+    Gap {
+        /// How many bytes.
+        dropped_bytes: u64,
+    },
     /// Everything the process wrote before exiting came before this.
     Exited {
+        /// Position in the process's sequence.
         seq: u64,
         /// The exit status, or 128 + N after death by signal N.
         exit_code: i32,
+        /// Name of the signal that killed it (`"SIGKILL"`), if one did.
         signal: Option<String>,
         /// Killed by its own `timeoutMs`.
         timed_out: bool,
@@ -41,18 +50,24 @@ pub enum ProcessEvent {
 /// How a process ended.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ExitInfo {
+    /// The exit status, or 128 + N after death by signal N.
     pub exit_code: i32,
+    /// Name of the signal that killed it, if one did.
     pub signal: Option<String>,
+    /// Killed by its own `timeoutMs`.
     pub timed_out: bool,
 }
 
 /// Everything a finished process printed, and how it ended.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProcessOutput {
+    /// Everything written to stdout (pipe mode).
     pub stdout: Vec<u8>,
+    /// Everything written to stderr (pipe mode).
     pub stderr: Vec<u8>,
     /// The terminal stream of a PTY process.
     pub pty: Vec<u8>,
+    /// How it ended.
     pub exit: ExitInfo,
 }
 
@@ -165,6 +180,7 @@ impl RemoteProcess {
         self.client.close_stdin(&self.process_id).await.map(|_| ())
     }
 
+    /// Changes the terminal size; the program sees SIGWINCH.
     pub async fn resize(&self, rows: u16, cols: u16) -> Result<(), ClientError> {
         self.client
             .resize(&self.process_id, rows, cols)
@@ -220,6 +236,7 @@ impl RemoteProcess {
             .await
     }
 
+    /// Retained output, rendered screen (PTY) and status.
     pub async fn snapshot(&self) -> Result<SnapshotResponse, ClientError> {
         self.client.snapshot(&self.process_id).await
     }

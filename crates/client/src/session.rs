@@ -10,19 +10,28 @@ use crate::client::{ClientError, ExecServerClient};
 /// What a session reports, in the order the server sent it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ExecEvent {
+    /// A chunk of output.
     Output {
+        /// stdout or stderr (PTY output is stdout).
         stream: ExecOutputStream,
+        /// The bytes.
         chunk: Bytes,
     },
     /// The last event: everything the process wrote before exiting came first.
-    Exited { exit_code: i32 },
+    Exited {
+        /// The exit status, or 128 + N after death by signal N.
+        exit_code: i32,
+    },
 }
 
 /// Everything a finished process printed, and how it ended.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ExecOutput {
+    /// Everything written to stdout.
     pub stdout: Vec<u8>,
+    /// Everything written to stderr.
     pub stderr: Vec<u8>,
+    /// The exit status, or 128 + N after death by signal N.
     pub exit_code: i32,
 }
 
