@@ -939,3 +939,60 @@ async fn stream_output_false_never_blocks_the_process() {
         "no output notifications: {n}"
     );
 }
+
+#[tokio::test]
+async fn pipelined_starts_with_the_same_id_exactly_one_succeeds() {
+    let mut rpc = stdio_client(&[]).await;
+    for id in 1..=5 {
+        let params = with(start("sleep 30"), json!({"processId": "same"}));
+        rpc.send(json!({"id": id, "method": "process/start", "params": params}))
+            .await;
+    }
+    let mut ok = 0;
+    let mut refused = 0;
+    for _ in 1..=5 {
+        let response = rpc.response().await;
+        if response.get("result").is_some() {
+            ok += 1;
+        } else {
+            assert_eq!(
+                response["error"]["message"],
+                "process id same already exists"
+            );
+            refused += 1;
+        }
+    }
+    assert_eq!((ok, refused), (1, 4));
+}
+
+#[tokio::test]
+async fn waiting_requests_are_bounded_per_connection() {
+    let mut rpc = stdio_client(&[]).await;
+    rpc.ok(
+        "process/start",
+        with(start("sleep 30"), json!({"processId": "p"})),
+    )
+    .await;
+    for id in 0..256 {
+        rpc.send(json!({"id": 1000 + id, "method": "process/wait", "params": {"processId": "p", "timeoutMs": 20000}})).await;
+    }
+    let error = rpc
+        .err(
+            "process/wait",
+            json!({"processId": "p", "timeoutMs": 20000}),
+        )
+        .await;
+    assert_eq!(error["code"], -32600);
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("too many waiting requests"),
+        "{error}"
+    );
+    // Other requests still work.
+    assert_eq!(
+        rpc.ok("process/list", json!({})).await["processes"][0]["processId"],
+        "p"
+    );
+}
