@@ -10,6 +10,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use exec_server_service::ServerConfig;
+use exec_server_service::security::{AccessPolicy, AuthToken};
+use exec_server_service::transport::websocket::WebSocketOptions;
 use serde::Deserialize;
 
 /// Limits and defaults (SPEC 3.3). Every flag can also be set in `--config`.
@@ -42,7 +44,43 @@ pub struct ServerFlags {
     /// On SIGINT/SIGTERM, SIGTERM the children and wait this long before SIGKILL [default: 0].
     #[arg(long, value_name = "MS")]
     pub shutdown_grace_ms: Option<u64>,
+
+    /// File holding the bearer token websocket clients must present (or set EXEC_SERVER_AUTH_TOKEN).
+    #[arg(long, value_name = "PATH")]
+    pub auth_token_file: Option<PathBuf>,
+
+    /// Allow browser pages from this origin (e.g. https://ide.example.com); repeatable.
+    #[arg(long, value_name = "ORIGIN")]
+    pub allow_origin: Vec<String>,
+
+    /// PEM certificate chain for --listen wss://.
+    #[arg(long, value_name = "PEM")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for --listen wss://.
+    #[arg(long, value_name = "PEM")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Open websocket connections allowed at once [default: 1024].
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// Listen on a non-loopback address without a token. Anyone who can reach the port can run commands as this user.
+    #[arg(long)]
+    pub insecure_no_auth: bool,
 }
+
+/// Everything the binary needs to serve, validated.
+#[derive(Debug)]
+pub struct Settings {
+    pub server: ServerConfig,
+    pub websocket: WebSocketOptions,
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub insecure_no_auth: bool,
+}
+
+/// The environment variable that may carry the token.
+pub const TOKEN_ENV: &str = "EXEC_SERVER_AUTH_TOKEN";
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -53,6 +91,14 @@ struct FileConfig {
     max_exited_records: Option<usize>,
     detach_ttl_ms: Option<u64>,
     shutdown_grace_ms: Option<u64>,
+    auth_token_file: Option<PathBuf>,
+    #[serde(default)]
+    allow_origin: Vec<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    max_connections: Option<usize>,
+    #[serde(default)]
+    insecure_no_auth: bool,
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -62,12 +108,77 @@ fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
 }
 
 impl ServerFlags {
-    /// Merges flags, file and defaults, and checks the values.
+    /// Merges flags, file, environment and defaults, and checks the values.
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let token = match self
+            .auth_token_file
+            .as_ref()
+            .or(file.auth_token_file.as_ref())
+        {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read --auth-token-file {}", path.display()))?;
+                // The message names the file, never its content.
+                Some(
+                    AuthToken::new(&text).with_context(|| {
+                        format!("--auth-token-file {} is empty", path.display())
+                    })?,
+                )
+            }
+            None => match std::env::var(TOKEN_ENV) {
+                Ok(value) => Some(
+                    AuthToken::new(&value)
+                        .with_context(|| format!("{TOKEN_ENV} is set but empty"))?,
+                ),
+                Err(_) => None,
+            },
+        };
+        let mut allowed_origins = file.allow_origin.clone();
+        allowed_origins.extend(self.allow_origin.iter().cloned());
+        let tls = match (
+            self.tls_cert.clone().or(file.tls_cert.clone()),
+            self.tls_key.clone().or(file.tls_key.clone()),
+        ) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => anyhow::bail!("--tls-cert and --tls-key go together"),
+        };
+        let max_connections = self
+            .max_connections
+            .or(file.max_connections)
+            .unwrap_or(1024);
+        if max_connections == 0 {
+            anyhow::bail!("--max-connections must be at least 1");
+        }
+        Ok(Settings {
+            server: self.resolve_with(&file)?,
+            websocket: WebSocketOptions {
+                policy: AccessPolicy {
+                    token,
+                    allowed_origins,
+                },
+                max_connections,
+            },
+            tls,
+            insecure_no_auth: self.insecure_no_auth || file.insecure_no_auth,
+        })
+    }
+
+    /// Merges flags, file and defaults for the protocol limits.
+    #[cfg(test)]
     pub fn resolve(&self) -> anyhow::Result<ServerConfig> {
         let file = match &self.config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
+        self.resolve_with(&file)
+    }
+
+    fn resolve_with(&self, file: &FileConfig) -> anyhow::Result<ServerConfig> {
         let defaults = ServerConfig::default();
         let config = ServerConfig {
             max_message_bytes: self

@@ -25,7 +25,7 @@ mod config;
     after_help = "Examples:\n  exec-server                               # one client on stdin/stdout\n  exec-server --listen ws://127.0.0.1:0     # websocket, any free port\n  exec-server --config exec-server.toml     # limits from a file (keys = flag names)\n\nLogs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more."
 )]
 struct Args {
-    /// Where to accept clients: `stdio://` or `ws://IP:PORT` (port 0 picks a free port).
+    /// Where to accept clients: `stdio://`, `ws://IP:PORT` or `wss://IP:PORT` (port 0 picks a free port).
     #[arg(long, default_value = "stdio://", value_name = "URL")]
     listen: String,
 
@@ -49,8 +49,12 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    let config = match args.server.resolve() {
-        Ok(config) => config,
+    let settings = match args
+        .server
+        .settings()
+        .and_then(|settings| check_exposure(&listen, settings))
+    {
+        Ok(settings) => settings,
         Err(error) => {
             eprintln!("exec-server: {error:#}");
             return ExitCode::from(2);
@@ -66,7 +70,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(serve(listen, Server::new(config)));
+    let result = runtime.block_on(serve(listen, settings));
     // Do not wait for the blocking thread that may still be reading stdin.
     runtime.shutdown_background();
     match result {
@@ -78,7 +82,41 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(listen: ListenAddress, server: Server) -> anyhow::Result<()> {
+/// Refuses combinations that would expose the server by accident.
+fn check_exposure(
+    listen: &ListenAddress,
+    settings: config::Settings,
+) -> anyhow::Result<config::Settings> {
+    let Some(address) = listen.socket_address() else {
+        if settings.tls.is_some() {
+            anyhow::bail!("--tls-cert and --tls-key need --listen wss://IP:PORT");
+        }
+        return Ok(settings);
+    };
+    match (listen, &settings.tls) {
+        (ListenAddress::SecureWebSocket(_), None) => {
+            anyhow::bail!("--listen wss:// needs --tls-cert and --tls-key")
+        }
+        (ListenAddress::WebSocket(_), Some(_)) => {
+            anyhow::bail!("--tls-cert and --tls-key need --listen wss://IP:PORT (not ws://)")
+        }
+        _ => {}
+    }
+    if !address.ip().is_loopback()
+        && settings.websocket.policy.token.is_none()
+        && !settings.insecure_no_auth
+    {
+        anyhow::bail!(
+            "refusing to listen on {address} without authentication: anyone who can reach it could run commands as this user. \
+             Set --auth-token-file or {}, or pass --insecure-no-auth to accept the risk",
+            config::TOKEN_ENV
+        );
+    }
+    Ok(settings)
+}
+
+async fn serve(listen: ListenAddress, settings: config::Settings) -> anyhow::Result<()> {
+    let server = Server::new(settings.server);
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut terminate =
         signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
@@ -88,15 +126,34 @@ async fn serve(listen: ListenAddress, server: Server) -> anyhow::Result<()> {
                 stdio::serve_stdio(server.clone()).await;
                 Ok(())
             }
-            ListenAddress::WebSocket(address) => {
+            ListenAddress::WebSocket(address) | ListenAddress::SecureWebSocket(address) => {
                 let listener = tokio::net::TcpListener::bind(address)
                     .await
                     .with_context(|| format!("cannot listen on {address}"))?;
                 let bound = listener.local_addr().context("reading the bound address")?;
-                eprintln!("exec-server listening on ws://{bound}");
-                websocket::serve_websocket(server.clone(), listener)
-                    .await
-                    .context("websocket server failed")
+                let served = match &settings.tls {
+                    Some((cert, key)) => {
+                        let tls = websocket::load_tls_config(cert, key)?;
+                        let listener = websocket::TlsListener::new(listener, tls)?;
+                        eprintln!("exec-server listening on wss://{bound}");
+                        websocket::serve_websocket_with(
+                            server.clone(),
+                            listener,
+                            settings.websocket.clone(),
+                        )
+                        .await
+                    }
+                    None => {
+                        eprintln!("exec-server listening on ws://{bound}");
+                        websocket::serve_websocket_with(
+                            server.clone(),
+                            listener,
+                            settings.websocket.clone(),
+                        )
+                        .await
+                    }
+                };
+                served.context("websocket server failed")
             }
         }
     };
@@ -108,4 +165,36 @@ async fn serve(listen: ListenAddress, server: Server) -> anyhow::Result<()> {
     let killed = server.shut_down().await;
     tracing::info!(killed, "shutting down");
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use exec_server_service::security::AuthToken;
+
+    fn settings(token: bool, insecure: bool) -> config::Settings {
+        let mut settings = config::ServerFlags::default().settings().unwrap();
+        settings.websocket.policy.token = token.then(|| AuthToken::new("t").unwrap());
+        settings.insecure_no_auth = insecure;
+        settings
+    }
+
+    #[test]
+    fn exposure_rules() {
+        let public: ListenAddress = "ws://0.0.0.0:8080".parse().unwrap();
+        let loopback: ListenAddress = "ws://127.0.0.1:8080".parse().unwrap();
+        assert!(check_exposure(&public, settings(false, false)).is_err());
+        assert!(
+            check_exposure(&public, settings(false, true)).is_ok(),
+            "--insecure-no-auth overrides"
+        );
+        assert!(
+            check_exposure(&public, settings(true, false)).is_ok(),
+            "a token makes it safe"
+        );
+        assert!(check_exposure(&loopback, settings(false, false)).is_ok());
+        let secure: ListenAddress = "wss://127.0.0.1:8443".parse().unwrap();
+        let error = check_exposure(&secure, settings(false, false)).unwrap_err();
+        assert!(error.to_string().contains("--tls-cert"));
+    }
 }

@@ -103,6 +103,9 @@ pub struct WebSocketConnectArgs {
     /// missed from its last `seq` (reporting gaps), and live output goes on.
     /// `None`: a dropped connection closes the client.
     pub reconnect: Option<ReconnectPolicy>,
+    /// For `wss://`: extra trusted CA certificates (PEM), on top of the
+    /// system's roots, e.g. for a self-signed server certificate.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl WebSocketConnectArgs {
@@ -114,6 +117,7 @@ impl WebSocketConnectArgs {
             connect_timeout: Duration::from_secs(10),
             options: ClientOptions::default(),
             reconnect: None,
+            ca_pem: None,
         }
     }
 }
@@ -177,12 +181,7 @@ impl ExecServerClient {
 
     /// Connects to a websocket listener and performs the handshake.
     pub async fn connect_websocket(args: WebSocketConnectArgs) -> Result<Self, ClientError> {
-        let (outbound, inbound) = transport::websocket(
-            &args.url,
-            args.bearer_token.as_deref(),
-            args.connect_timeout,
-        )
-        .await?;
+        let (outbound, inbound) = transport::websocket(&args).await?;
         let options = args.options.clone();
         let reconnect = args.reconnect.is_some().then_some(args);
         Self::start_connection(outbound, inbound, options, reconnect).await

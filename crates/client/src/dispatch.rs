@@ -373,13 +373,7 @@ async fn resume(
     for attempt in 1..=policy.attempts {
         tokio::time::sleep(policy.delay).await;
         let inner_strong = inner.upgrade()?;
-        let Ok((outbound, mut inbound)) = transport::websocket(
-            &args.url,
-            args.bearer_token.as_deref(),
-            args.connect_timeout,
-        )
-        .await
-        else {
+        let Ok((outbound, mut inbound)) = transport::websocket(args).await else {
             tracing::info!(attempt, "reconnect failed");
             continue;
         };

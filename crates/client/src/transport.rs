@@ -126,13 +126,42 @@ async fn forward_decoded(bytes: &[u8], tx: &mpsc::Sender<DecodedServerMessage>) 
     }
 }
 
+/// TLS settings for `wss://`: the system's roots plus any extra CA.
+fn tls_connector(ca_pem: Option<&[u8]>) -> Result<tokio_tungstenite::Connector, ClientError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(pem) = ca_pem {
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert =
+                cert.map_err(|e| ClientError::Connect(format!("invalid CA certificate: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| ClientError::Connect(format!("unusable CA certificate: {e}")))?;
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ClientError::Connect(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(
+        config,
+    )))
+}
+
 /// A websocket connection, already established.
 pub(crate) async fn websocket(
-    url: &str,
-    bearer_token: Option<&str>,
-    connect_timeout: Duration,
+    args: &crate::WebSocketConnectArgs,
 ) -> Result<(Outbound, Inbound), ClientError> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = args.url.as_str();
+    let bearer_token = args.bearer_token.as_deref();
+    let connect_timeout: Duration = args.connect_timeout;
     let mut request = url
         .into_client_request()
         .map_err(|e| ClientError::Connect(format!("invalid websocket URL `{url}`: {e}")))?;
@@ -145,7 +174,13 @@ pub(crate) async fn websocket(
     let mut config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
     config.max_message_size = Some(256 * 1024 * 1024);
     config.max_frame_size = Some(256 * 1024 * 1024);
-    let connecting = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
+    let connector = if url.starts_with("wss://") {
+        Some(tls_connector(args.ca_pem.as_deref())?)
+    } else {
+        None
+    };
+    let connecting =
+        tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, connector);
     let (socket, _response) = tokio::time::timeout(connect_timeout, connecting)
         .await
         .map_err(|_| ClientError::Connect(format!("timed out connecting to {url}")))?

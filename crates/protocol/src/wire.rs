@@ -109,10 +109,14 @@ struct RawMessage {
     error: Option<Value>,
 }
 
+/// Longest accepted string request id, in bytes. Ids are echoed in every
+/// response, so an absurd one would be copied around for nothing.
+pub const MAX_ID_BYTES: usize = 1024;
+
 fn request_id(value: Value) -> Option<RequestId> {
     match value {
         Value::Number(n) => Some(RequestId::Number(n)),
-        Value::String(s) => Some(RequestId::String(s)),
+        Value::String(s) if s.len() <= MAX_ID_BYTES => Some(RequestId::String(s)),
         _ => None,
     }
 }
@@ -132,7 +136,9 @@ pub fn decode_client_message(bytes: &[u8]) -> Result<DecodedClientMessage, Decod
     let message = match (raw.method, raw.id) {
         (Some(Value::String(method)), Some(id)) => {
             let id = request_id(id).ok_or_else(|| {
-                DecodeError::NotJsonRpc("`id` must be an integer or a string".into())
+                DecodeError::NotJsonRpc(format!(
+                    "`id` must be an integer or a string of at most {MAX_ID_BYTES} bytes"
+                ))
             })?;
             ClientMessage::Request {
                 id,

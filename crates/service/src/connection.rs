@@ -216,7 +216,8 @@ impl Connection {
             process_method::LIST => Reply::now(self.process_list(params!())),
             process_method::RELEASE => Reply::now(self.process_release(params!())),
             _ => Reply::Now(Err(RpcError::invalid_request(format!(
-                "unknown method: {method_name}"
+                "unknown method: {}",
+                truncate(method_name, 256)
             )))),
         }
     }
@@ -339,6 +340,19 @@ pub(crate) fn decode_params<T: DeserializeOwned>(params: Option<Value>) -> Resul
     };
     serde_json::from_value(params)
         .map_err(|error| RpcError::invalid_params(format!("invalid params: {error}")))
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary, with `…`
+/// when cut: client-supplied strings echoed in errors stay bounded.
+fn truncate(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return text.into();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end]).into()
 }
 
 fn to_value<T: serde::Serialize>(response: T) -> Result<Value, RpcError> {

@@ -24,7 +24,8 @@
 //!   process events into notifications.
 //! - [`Server`] is what all connections share: configuration and the set of
 //!   every live process group, killed on shutdown.
-//! - [`listen`] parses `--listen` URLs.
+//! - [`listen`] parses `--listen` URLs; [`security`] decides who may open
+//!   a websocket connection (origin and bearer token).
 //!
 //! The in-process client uses [`connect_in_process`]: the same connection
 //! handler over channels, with no serialization at all.
@@ -32,6 +33,7 @@
 pub mod config;
 pub mod connection;
 pub mod listen;
+pub mod security;
 pub mod transport;
 
 mod forwarder;

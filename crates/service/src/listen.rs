@@ -1,5 +1,5 @@
-//! `--listen` URLs: `stdio://` or `ws://IP:PORT`, with the exact error
-//! messages of SPEC 1.2.
+//! `--listen` URLs: `stdio://`, `ws://IP:PORT` or `wss://IP:PORT`, with
+//! the exact error messages of SPEC 1.2.
 
 use std::net::SocketAddr;
 
@@ -8,6 +8,20 @@ use std::net::SocketAddr;
 pub enum ListenAddress {
     Stdio,
     WebSocket(SocketAddr),
+    /// Websocket over TLS (`--tls-cert`, `--tls-key`).
+    SecureWebSocket(SocketAddr),
+}
+
+impl ListenAddress {
+    /// The socket address of a websocket listener.
+    pub fn socket_address(&self) -> Option<SocketAddr> {
+        match self {
+            ListenAddress::Stdio => None,
+            ListenAddress::WebSocket(address) | ListenAddress::SecureWebSocket(address) => {
+                Some(*address)
+            }
+        }
+    }
 }
 
 /// A `--listen` value that cannot be used; the message is printed as is.
@@ -17,6 +31,8 @@ pub enum ListenError {
     Unsupported(String),
     #[error("invalid websocket --listen URL `{0}`; expected `ws://IP:PORT`")]
     InvalidWebSocket(String),
+    #[error("invalid websocket --listen URL `{0}`; expected `wss://IP:PORT`")]
+    InvalidSecureWebSocket(String),
 }
 
 impl std::str::FromStr for ListenAddress {
@@ -34,6 +50,13 @@ impl std::str::FromStr for ListenAddress {
                 .parse::<SocketAddr>()
                 .map(ListenAddress::WebSocket)
                 .map_err(|_| ListenError::InvalidWebSocket(url.to_string()));
+        }
+        if let Some(rest) = url.strip_prefix("wss://") {
+            let rest = rest.strip_suffix('/').unwrap_or(rest);
+            return rest
+                .parse::<SocketAddr>()
+                .map(ListenAddress::SecureWebSocket)
+                .map_err(|_| ListenError::InvalidSecureWebSocket(url.to_string()));
         }
         Err(ListenError::Unsupported(url.to_string()))
     }

@@ -1,26 +1,90 @@
 //! Websocket transport: one JSON message per text (or binary) frame, many
-//! independent connections per listener.
+//! independent connections per listener, over plain TCP or TLS.
+//!
+//! HTTP routes: `GET /readyz` answers 200 without authentication and says
+//! nothing else; `/` is the websocket endpoint, where the
+//! [`AccessPolicy`] (origin, then token) and the connection limit are
+//! checked before the upgrade.
 
 use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::response::Response;
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use exec_server_protocol::ServerMessage;
 use exec_server_protocol::wire::encode_server_message;
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 
 use super::{JsonRpcEcho, WRITE_BATCH_BYTES, decode_incoming};
+use crate::security::{AccessPolicy, Refusal};
 use crate::{INCOMING_CAPACITY, Incoming, OUTGOING_CAPACITY, Server, serve_connection};
 
-/// Serves websocket connections on `listener` until the process ends.
+/// Websocket listener settings beyond the protocol's.
+#[derive(Clone, Debug)]
+pub struct WebSocketOptions {
+    pub policy: AccessPolicy,
+    /// Open websocket connections allowed at once; more get HTTP 503.
+    pub max_connections: usize,
+}
+
+impl Default for WebSocketOptions {
+    fn default() -> Self {
+        WebSocketOptions {
+            policy: AccessPolicy::default(),
+            max_connections: 1024,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct WsState {
+    server: Server,
+    options: Arc<WebSocketOptions>,
+    open: Arc<AtomicUsize>,
+}
+
+fn router(server: Server, options: WebSocketOptions) -> Router {
+    let state = WsState {
+        server,
+        options: Arc::new(options),
+        open: Arc::default(),
+    };
+    Router::new()
+        .route("/", get(upgrade))
+        .route("/readyz", get(|| async { "ok\n" }))
+        .with_state(state)
+}
+
+/// Serves websocket connections on `listener` with default options (no
+/// token, own-origin browsers only).
 pub async fn serve_websocket(server: Server, listener: TcpListener) -> io::Result<()> {
-    let app = Router::new().route("/", get(upgrade)).with_state(server);
-    axum::serve(listener, app).await
+    serve_websocket_with(server, listener, WebSocketOptions::default()).await
+}
+
+/// Serves websocket connections on any listener (plain TCP or [`TlsListener`]).
+pub async fn serve_websocket_with<L>(
+    server: Server,
+    listener: L,
+    options: WebSocketOptions,
+) -> io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    axum::serve(listener, router(server, options)).await
 }
 
 /// The frame size beyond which the websocket library itself closes the
@@ -32,12 +96,65 @@ fn hard_frame_limit(max_message_bytes: usize) -> usize {
     max_message_bytes.saturating_mul(4).max(64 * 1024 * 1024)
 }
 
-async fn upgrade(State(server): State<Server>, upgrade: WebSocketUpgrade) -> Response {
+/// Counts an open connection for as long as it lives.
+struct OpenConnection(Arc<AtomicUsize>);
+
+impl OpenConnection {
+    fn acquire(open: &Arc<AtomicUsize>, max: usize) -> Option<OpenConnection> {
+        open.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .ok()
+        .map(|_| OpenConnection(open.clone()))
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+async fn upgrade(
+    State(state): State<WsState>,
+    headers: HeaderMap,
+    uri: Uri,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    match state.options.policy.check(&headers, &uri) {
+        Ok(()) => {}
+        Err(Refusal::ForbiddenOrigin) => {
+            return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
+        }
+        Err(Refusal::Unauthorized) => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "missing or invalid bearer token\n",
+            )
+                .into_response();
+        }
+    }
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let Some(slot) = OpenConnection::acquire(&state.open, state.options.max_connections) else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many connections (--max-connections)\n",
+        )
+            .into_response();
+    };
+    let server = state.server.clone();
     let limit = hard_frame_limit(server.config().max_message_bytes);
     upgrade
         .max_message_size(limit)
         .max_frame_size(limit)
-        .on_upgrade(move |socket| serve_socket(server, socket))
+        .on_upgrade(move |socket| async move {
+            let _slot = slot;
+            serve_socket(server, socket).await
+        })
 }
 
 async fn serve_socket(server: Server, socket: WebSocket) {
@@ -110,4 +227,97 @@ async fn write_frames(
         }
     }
     let _ = sink.close().await;
+}
+
+/// How long a client may take to complete the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A TLS listener for `wss://`: accepts TCP connections and completes each
+/// handshake in a task of its own, so a slow or silent client cannot hold
+/// up the others.
+pub struct TlsListener {
+    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    local: SocketAddr,
+}
+
+impl TlsListener {
+    pub fn new(
+        listener: TcpListener,
+        config: Arc<rustls::ServerConfig>,
+    ) -> io::Result<TlsListener> {
+        let local = listener.local_addr()?;
+        let acceptor = TlsAcceptor::from(config);
+        let (tx, ready) = mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                let (tcp, peer) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let acceptor = acceptor.clone();
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(tls)) => {
+                            let _ = tx.send((tls, peer)).await;
+                        }
+                        Ok(Err(error)) => tracing::info!(%error, %peer, "TLS handshake failed"),
+                        Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        });
+        Ok(TlsListener { ready, local })
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(accepted) => accepted,
+            // The accept loop never ends on its own.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}
+
+/// Loads a PEM certificate chain and private key into a server config.
+pub fn load_tls_config(cert: &Path, key: &Path) -> io::Result<Arc<rustls::ServerConfig>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let invalid = |what: &str, path: &Path, error: &dyn std::fmt::Display| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{what} {}: {error}", path.display()),
+        )
+    };
+    let chain = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| invalid("cannot read --tls-cert", cert, &e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid("invalid --tls-cert", cert, &e))?;
+    if chain.is_empty() {
+        return Err(invalid("no certificate in --tls-cert", cert, &"empty"));
+    }
+    let key_der =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| invalid("cannot read --tls-key", key, &e))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| io::Error::other(e.to_string()))?
+    .with_no_client_auth()
+    .with_single_cert(chain, key_der)
+    .map_err(|e| invalid("the --tls-key does not fit --tls-cert", key, &e))?;
+    Ok(Arc::new(config))
 }

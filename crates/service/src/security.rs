@@ -1,0 +1,243 @@
+//! Who may open a websocket connection (SPEC section 4).
+//!
+//! exec-server runs arbitrary commands as its user, so the websocket upgrade
+//! is where trust is decided, before any protocol message is read:
+//!
+//! 1. **Origin.** A browser always sends `Origin`. A page the user happens
+//!    to visit must not reach a server on their machine (cross-site
+//!    websocket hijacking), including through DNS rebinding, where a host
+//!    name the attacker controls resolves to 127.0.0.1. An upgrade with an
+//!    `Origin` header is refused with 403 unless the origin is listed with
+//!    `--allow-origin`, or is the server's own page: `http(s)://` plus the
+//!    request's `Host`, and only when that `Host` is an IP literal or
+//!    `localhost` (a rebinding attack needs a host name of its own, so it
+//!    never qualifies).
+//! 2. **Token.** With a token configured, the upgrade must carry
+//!    `Authorization: Bearer TOKEN`, or `?token=TOKEN` for browsers, which
+//!    cannot set headers on a websocket; otherwise 401. The comparison takes
+//!    the same time wherever the first difference is. The token is never
+//!    logged, and its `Debug` form is redacted.
+
+use std::net::IpAddr;
+
+use axum::http::{HeaderMap, Uri, header};
+
+/// A secret bearer token.
+#[derive(Clone)]
+pub struct AuthToken(String);
+
+impl AuthToken {
+    /// A token must be non-empty; surrounding whitespace (a trailing
+    /// newline in a token file) is not part of it.
+    pub fn new(token: &str) -> Option<AuthToken> {
+        let token = token.trim();
+        (!token.is_empty()).then(|| AuthToken(token.to_string()))
+    }
+
+    /// Compares in time independent of where the inputs differ.
+    pub fn matches(&self, candidate: &str) -> bool {
+        constant_time_eq(self.0.as_bytes(), candidate.as_bytes())
+    }
+}
+
+impl std::fmt::Debug for AuthToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuthToken([redacted])")
+    }
+}
+
+/// Equal-length inputs take the same time whatever their content; the
+/// length itself is not secret-dependent work.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut difference = 0u8;
+    for (x, y) in a.iter().zip(b) {
+        difference |= x ^ y;
+    }
+    // Keep the compiler from turning the loop into an early exit.
+    std::hint::black_box(difference) == 0
+}
+
+/// The access rules for websocket upgrades.
+#[derive(Clone, Debug, Default)]
+pub struct AccessPolicy {
+    /// Required bearer token; `None` means no authentication.
+    pub token: Option<AuthToken>,
+    /// Origins allowed besides the server's own page, e.g.
+    /// `https://ide.example.com` (scheme, host and port, no path).
+    pub allowed_origins: Vec<String>,
+}
+
+/// Why an upgrade was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// 401: missing or wrong token.
+    Unauthorized,
+    /// 403: a browser origin that is not allowed.
+    ForbiddenOrigin,
+}
+
+impl AccessPolicy {
+    /// Decides on one upgrade request.
+    pub fn check(&self, headers: &HeaderMap, uri: &Uri) -> Result<(), Refusal> {
+        if let Some(origin) = headers.get(header::ORIGIN) {
+            let origin = origin.to_str().map_err(|_| Refusal::ForbiddenOrigin)?;
+            if !self.origin_allowed(origin, headers) {
+                return Err(Refusal::ForbiddenOrigin);
+            }
+        }
+        let Some(token) = &self.token else {
+            return Ok(());
+        };
+        let from_header = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .is_some_and(|candidate| token.matches(candidate.trim()));
+        let from_query = uri
+            .query()
+            .into_iter()
+            .flat_map(|query| query.split('&'))
+            .filter_map(|pair| pair.strip_prefix("token="))
+            .any(|candidate| token.matches(&percent_decode(candidate)));
+        if from_header || from_query {
+            Ok(())
+        } else {
+            Err(Refusal::Unauthorized)
+        }
+    }
+
+    fn origin_allowed(&self, origin: &str, headers: &HeaderMap) -> bool {
+        let origin = origin.trim_end_matches('/');
+        if self
+            .allowed_origins
+            .iter()
+            .any(|allowed| allowed.trim_end_matches('/') == origin)
+        {
+            return true;
+        }
+        let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+            return false;
+        };
+        is_literal_host(host)
+            && (origin == format!("http://{host}") || origin == format!("https://{host}"))
+    }
+}
+
+/// `127.0.0.1:8080`, `[::1]:8080`, `localhost:8080`: hosts a DNS rebinding
+/// attack cannot impersonate.
+fn is_literal_host(host: &str) -> bool {
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => host,
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok()
+}
+
+/// Decodes `%XX` escapes (tokens in a query string may be escaped).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push((hi * 16 + lo) as u8);
+            i += 3;
+            continue;
+        }
+        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(name.clone(), HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    fn policy(token: Option<&str>, origins: &[&str]) -> AccessPolicy {
+        AccessPolicy {
+            token: token.and_then(AuthToken::new),
+            allowed_origins: origins.iter().map(|o| o.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn tokens_are_required_when_configured() {
+        let p = policy(Some("s3cret"), &[]);
+        let root: Uri = "/".parse().unwrap();
+        assert_eq!(p.check(&headers(&[]), &root), Err(Refusal::Unauthorized));
+        let wrong = headers(&[(header::AUTHORIZATION, "Bearer nope")]);
+        assert_eq!(p.check(&wrong, &root), Err(Refusal::Unauthorized));
+        let right = headers(&[(header::AUTHORIZATION, "Bearer s3cret")]);
+        assert_eq!(p.check(&right, &root), Ok(()));
+        assert_eq!(
+            p.check(&headers(&[]), &"/?token=s3cret".parse().unwrap()),
+            Ok(())
+        );
+        assert_eq!(
+            p.check(&headers(&[]), &"/?a=1&token=s3cre".parse().unwrap()),
+            Err(Refusal::Unauthorized)
+        );
+        assert_eq!(policy(None, &[]).check(&headers(&[]), &root), Ok(()));
+    }
+
+    #[test]
+    fn browser_origins_need_to_be_the_servers_own_page_or_allowed() {
+        let p = policy(None, &["https://ide.example.com"]);
+        let root: Uri = "/".parse().unwrap();
+        let own = headers(&[
+            (header::HOST, "127.0.0.1:9000"),
+            (header::ORIGIN, "http://127.0.0.1:9000"),
+        ]);
+        assert_eq!(p.check(&own, &root), Ok(()));
+        let foreign = headers(&[
+            (header::HOST, "127.0.0.1:9000"),
+            (header::ORIGIN, "https://evil.example"),
+        ]);
+        assert_eq!(p.check(&foreign, &root), Err(Refusal::ForbiddenOrigin));
+        // DNS rebinding: the attacker's name resolves to us; Host and Origin agree.
+        let rebinding = headers(&[
+            (header::HOST, "evil.example:9000"),
+            (header::ORIGIN, "http://evil.example:9000"),
+        ]);
+        assert_eq!(p.check(&rebinding, &root), Err(Refusal::ForbiddenOrigin));
+        let listed = headers(&[
+            (header::HOST, "127.0.0.1:9000"),
+            (header::ORIGIN, "https://ide.example.com"),
+        ]);
+        assert_eq!(p.check(&listed, &root), Ok(()));
+        let localhost = headers(&[
+            (header::HOST, "localhost:9000"),
+            (header::ORIGIN, "http://localhost:9000"),
+        ]);
+        assert_eq!(p.check(&localhost, &root), Ok(()));
+    }
+
+    #[test]
+    fn the_token_is_redacted_and_compared_exactly() {
+        let token = AuthToken::new(" abc\n").unwrap();
+        assert_eq!(format!("{token:?}"), "AuthToken([redacted])");
+        assert!(token.matches("abc"));
+        assert!(!token.matches("abd"));
+        assert!(!token.matches("abcd"));
+        assert!(AuthToken::new("  \n").is_none());
+        assert_eq!(percent_decode("a%2Fb+c"), "a/b c");
+    }
+}
