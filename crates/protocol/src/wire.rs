@@ -115,7 +115,9 @@ pub const MAX_ID_BYTES: usize = 1024;
 
 fn request_id(value: Value) -> Option<RequestId> {
     match value {
-        Value::Number(n) => Some(RequestId::Number(n)),
+        // Only integers: a float (or an integer beyond 64 bits, which JSON
+        // parsers read as a float) could not be echoed back exactly.
+        Value::Number(n) if n.is_i64() || n.is_u64() => Some(RequestId::Number(n)),
         Value::String(s) if s.len() <= MAX_ID_BYTES => Some(RequestId::String(s)),
         _ => None,
     }
@@ -137,7 +139,7 @@ pub fn decode_client_message(bytes: &[u8]) -> Result<DecodedClientMessage, Decod
         (Some(Value::String(method)), Some(id)) => {
             let id = request_id(id).ok_or_else(|| {
                 DecodeError::NotJsonRpc(format!(
-                    "`id` must be an integer or a string of at most {MAX_ID_BYTES} bytes"
+                    "`id` must be a 64-bit integer or a string of at most {MAX_ID_BYTES} bytes"
                 ))
             })?;
             ClientMessage::Request {
@@ -490,6 +492,12 @@ mod tests {
                 .code,
             codes::INVALID_REQUEST
         );
+        // Regression (fuzzing): ids that could not be echoed exactly.
+        for id in ["1.5", "1e3", "14777777777777777777777777777777777"] {
+            let text = format!("{{\"id\":{id},\"method\":\"x\"}}");
+            let code = decode(&text).unwrap_err().into_rpc_error().code;
+            assert_eq!(code, codes::INVALID_REQUEST, "{id}");
+        }
         assert_eq!(
             decode("{\"id\":1,\"method\":5}")
                 .unwrap_err()

@@ -36,6 +36,9 @@ pub mod listen;
 pub mod security;
 pub mod transport;
 
+#[doc(hidden)]
+pub mod fuzzing;
+
 mod forwarder;
 mod process_api;
 mod session;

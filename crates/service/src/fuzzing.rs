@@ -1,0 +1,88 @@
+//! Harnesses shared by the fuzz targets (`fuzz/`) and the regression test
+//! that replays their corpus in CI. Not part of the API.
+//!
+//! The router harness runs with `max_processes_per_connection = 0`, so no
+//! input can ever start a process: fuzzing explores routing, decoding and
+//! every handler's validation without running arbitrary commands.
+
+use std::time::Duration;
+
+use exec_server_protocol::wire::{decode_client_message, decode_server_message};
+use exec_server_protocol::{ServerMessage, wire};
+
+use crate::{Incoming, Server, ServerConfig, serve_connection};
+
+/// Both decoders on arbitrary bytes, and re-encoding what decodes.
+pub fn decode(data: &[u8]) {
+    if let Ok(decoded) = decode_client_message(data) {
+        let mut out = Vec::new();
+        wire::encode_client_message(&decoded.message, decoded.jsonrpc, &mut out);
+        let again = decode_client_message(&out).expect("re-encoded messages decode");
+        assert_eq!(again.message, decoded.message);
+    }
+    if let Ok(wire::DecodedServerMessage::Known(message)) = decode_server_message(data) {
+        let mut out = Vec::new();
+        wire::encode_server_message(&message, false, &mut out);
+        let _ = decode_server_message(&out).expect("re-encoded messages decode");
+    }
+}
+
+/// Feeds each line of `data` to a connection after a valid handshake, as
+/// the stdio transport would, and drains every answer.
+pub fn route(data: &[u8]) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let config = ServerConfig {
+            max_processes_per_connection: 0,
+            max_message_bytes: 64 * 1024,
+            max_wait: Duration::from_millis(10),
+            ..ServerConfig::default()
+        };
+        let server = Server::new(config);
+        // The connection runs in this task, not a spawned one, so a panic
+        // in any handler reaches the fuzzer.
+        let (tx, incoming) = tokio::sync::mpsc::channel(crate::INCOMING_CAPACITY);
+        let (outgoing, mut rx) = tokio::sync::mpsc::channel(crate::OUTGOING_CAPACITY);
+        let connection = serve_connection(server.clone(), incoming, outgoing);
+        let handshake = [
+            &br#"{"id":0,"method":"initialize","params":{"clientName":"fuzz"}}"#[..],
+            br#"{"method":"initialized"}"#,
+        ];
+        let lines = handshake.into_iter().chain(data.split(|&b| b == b'\n'));
+        let feed = async {
+            for line in lines {
+                let message = if line.len() > 64 * 1024 {
+                    Incoming::TooLarge { bytes: line.len() }
+                } else {
+                    match decode_client_message(line) {
+                        Ok(decoded) => Incoming::Message(decoded),
+                        Err(error) => Incoming::Invalid(error),
+                    }
+                };
+                if tx.send(message).await.is_err() {
+                    break;
+                }
+            }
+            drop(tx);
+        };
+        let drain = async {
+            let mut answers = 0usize;
+            while let Some(message) = rx.recv().await {
+                if let ServerMessage::Response { .. } = message {
+                    answers += 1;
+                }
+            }
+            answers
+        };
+        let (_, (), answers) = tokio::join!(feed, connection, drain);
+        assert!(answers >= 1, "the initialize request is always answered");
+        assert_eq!(
+            server.live_process_groups(),
+            0,
+            "fuzzing must never start a process"
+        );
+    });
+}
