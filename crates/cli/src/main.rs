@@ -16,15 +16,20 @@ use exec_server_service::{ListenAddress, Server};
 use tokio::signal::unix::{SignalKind, signal};
 
 mod config;
+mod run;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "exec-server",
     version,
     about = "Runs processes for a client over JSON-RPC (stdio or websocket).",
-    after_help = "Examples:\n  exec-server                               # one client on stdin/stdout\n  exec-server --listen ws://127.0.0.1:0     # websocket, any free port\n  exec-server --config exec-server.toml     # limits from a file (keys = flag names)\n\nLogs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more."
+    after_help = "Examples:\n  exec-server                               # one client on stdin/stdout\n  exec-server run -- make test              # run one command (see `exec-server run --help`)\n  exec-server --listen ws://127.0.0.1:0     # websocket, any free port\n  exec-server --config exec-server.toml     # limits from a file (keys = flag names)\n\nLogs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more."
 )]
+#[command(args_conflicts_with_subcommands = true)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// Where to accept clients: `stdio://`, `ws://IP:PORT` or `wss://IP:PORT` (port 0 picks a free port).
     #[arg(long, default_value = "stdio://", value_name = "URL")]
     listen: String,
@@ -33,8 +38,26 @@ struct Args {
     server: config::ServerFlags,
 }
 
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Run one command through exec-server, like `ssh host cmd` or `kubectl exec -it`.
+    Run(run::RunArgs),
+}
+
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        // `run` reports its own failures with 255, like ssh; the server
+        // keeps clap's 2.
+        Err(error) if error.use_stderr() && std::env::args().nth(1).as_deref() == Some("run") => {
+            let _ = error.print();
+            return ExitCode::from(run::FAILURE_STATUS);
+        }
+        Err(error) => error.exit(),
+    };
+    if let Some(Command::Run(run_args)) = args.command {
+        return run::main(run_args);
+    }
     let listen: ListenAddress = match args.listen.parse() {
         Ok(listen) => listen,
         Err(error) => {

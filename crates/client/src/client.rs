@@ -32,7 +32,7 @@ use crate::transport::{self, Inbound, Outbound};
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The server answered with a JSON-RPC error.
-    #[error("server error: {0}")]
+    #[error(transparent)]
     Rpc(#[from] RpcError),
     /// The connection is closed (or closed while waiting).
     #[error("the connection to the exec-server is closed")]

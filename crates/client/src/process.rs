@@ -119,6 +119,11 @@ impl RemoteProcess {
         }
     }
 
+    /// The client this process belongs to.
+    pub fn client(&self) -> &ExecServerClient {
+        &self.client
+    }
+
     /// The process id (client-chosen or `proc-N`).
     pub fn id(&self) -> &str {
         &self.process_id
