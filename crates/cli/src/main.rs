@@ -16,6 +16,7 @@ use exec_server_service::{ListenAddress, Server};
 use tokio::signal::unix::{SignalKind, signal};
 
 mod config;
+mod remote;
 mod run;
 
 #[derive(Debug, Parser)]
@@ -42,6 +43,14 @@ struct Args {
 enum Command {
     /// Run one command through exec-server, like `ssh host cmd` or `kubectl exec -it`.
     Run(run::RunArgs),
+    /// Serve MCP on stdio: tools that give AI agents interactive shells.
+    Mcp(McpArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct McpArgs {
+    #[command(flatten)]
+    server: remote::ServerChoice,
 }
 
 fn main() -> ExitCode {
@@ -55,8 +64,10 @@ fn main() -> ExitCode {
         }
         Err(error) => error.exit(),
     };
-    if let Some(Command::Run(run_args)) = args.command {
-        return run::main(run_args);
+    match args.command {
+        Some(Command::Run(run_args)) => return run::main(run_args),
+        Some(Command::Mcp(mcp_args)) => return mcp_main(mcp_args),
+        None => {}
     }
     let listen: ListenAddress = match args.listen.parse() {
         Ok(listen) => listen,
@@ -100,6 +111,39 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("exec-server: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `exec-server mcp`: stdout belongs to the MCP protocol; logs go to stderr.
+fn mcp_main(args: McpArgs) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("exec-server mcp: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let client = args.server.connect("exec-server mcp").await?;
+        exec_server_mcp::serve_stdio(client).await
+    });
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("exec-server mcp: {error:#}");
             ExitCode::FAILURE
         }
     }

@@ -12,17 +12,16 @@
 
 use std::io::IsTerminal;
 use std::os::fd::AsFd;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use exec_server_client::{
-    ClientOptions, ExecServerClient, ProcessEvent, RemoteProcess, WebSocketConnectArgs,
-};
+use exec_server_client::{ProcessEvent, RemoteProcess};
 use exec_server_protocol::process::{ProcessStream, StartParams, StdinKind, TerminalSize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::signal::unix::{SignalKind, signal};
+
+use crate::remote::ServerChoice;
 
 /// The status `run` exits with when exec-server itself fails (cannot
 /// connect, bad flags, cannot start the command, lost connection), as ssh
@@ -52,17 +51,8 @@ Examples:
   exec-server run -t -- bash
   exec-server run --connect ws://127.0.0.1:8080 --token-file ~/.exec-token -- make test")]
 pub struct RunArgs {
-    /// Remote server, ws://IP:PORT or wss://HOST:PORT; default: an embedded in-process server.
-    #[arg(long, value_name = "URL")]
-    connect: Option<String>,
-
-    /// File with the server's bearer token (default: EXEC_SERVER_AUTH_TOKEN, if set).
-    #[arg(long, value_name = "FILE")]
-    token_file: Option<PathBuf>,
-
-    /// Extra CA certificate (PEM) to trust for wss://.
-    #[arg(long, value_name = "PEM")]
-    ca_cert: Option<PathBuf>,
+    #[command(flatten)]
+    server: ServerChoice,
 
     /// Give the command a terminal (default when stdin and stdout are terminals).
     #[arg(short = 't', long, conflicts_with = "no_tty")]
@@ -117,38 +107,6 @@ fn fail(message: &str) -> ExitCode {
     ExitCode::from(FAILURE_STATUS)
 }
 
-async fn connect(args: &RunArgs) -> anyhow::Result<ExecServerClient> {
-    let options = ClientOptions {
-        client_name: "exec-server run".into(),
-        ..ClientOptions::default()
-    };
-    let Some(url) = &args.connect else {
-        return Ok(ExecServerClient::connect_in_process(options).await?);
-    };
-    if !(url.starts_with("ws://") || url.starts_with("wss://")) {
-        bail!("--connect `{url}`: expected ws://HOST:PORT or wss://HOST:PORT");
-    }
-    let token = match &args.token_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read --token-file {}", path.display()))?
-                .trim()
-                .to_string(),
-        ),
-        None => std::env::var("EXEC_SERVER_AUTH_TOKEN").ok(),
-    };
-    let mut connect = WebSocketConnectArgs::new(url);
-    connect.bearer_token = token.filter(|t| !t.is_empty());
-    connect.options = options;
-    if let Some(path) = &args.ca_cert {
-        connect.ca_pem = Some(
-            std::fs::read(path)
-                .with_context(|| format!("cannot read --ca-cert {}", path.display()))?,
-        );
-    }
-    Ok(ExecServerClient::connect_websocket(connect).await?)
-}
-
 fn start_params(args: &RunArgs, tty: bool) -> anyhow::Result<StartParams> {
     let mut env = std::collections::BTreeMap::new();
     if !args.inherit_env {
@@ -167,7 +125,7 @@ fn start_params(args: &RunArgs, tty: bool) -> anyhow::Result<StartParams> {
         }
         env.insert(key.to_string(), value.to_string());
     }
-    let cwd = match (&args.cwd, &args.connect) {
+    let cwd = match (&args.cwd, &args.server.connect) {
         (Some(cwd), _) => cwd.clone(),
         (None, None) => std::env::current_dir()
             .context("cannot read the current directory; pass --cwd")?
@@ -241,7 +199,7 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
     let local_terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let tty = args.tty || (!args.no_tty && local_terminal);
     let params = start_params(&args, tty)?;
-    let client = connect(&args).await?;
+    let client = args.server.connect("exec-server run").await?;
     let process = client
         .start(params)
         .await
