@@ -76,13 +76,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+    init_logging();
     let settings = match args
         .server
         .settings()
@@ -116,8 +110,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// `exec-server mcp`: stdout belongs to the MCP protocol; logs go to stderr.
-fn mcp_main(args: McpArgs) -> ExitCode {
+/// Logs go to stderr (stdout carries protocol messages); `RUST_LOG` sets
+/// the level, `warn` by default.
+fn init_logging() {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -125,6 +120,11 @@ fn mcp_main(args: McpArgs) -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
+}
+
+/// `exec-server mcp`: stdout belongs to the MCP protocol; logs go to stderr.
+fn mcp_main(args: McpArgs) -> ExitCode {
+    init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -4,14 +4,12 @@
 mod common;
 
 use std::io::{Read as _, Write as _};
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
 use exec_server_client::{ExecServerClient, WebSocketConnectArgs};
 use exec_server_protocol::v0::ExecParams;
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::StatusCode;
 
@@ -109,20 +107,12 @@ async fn a_token_is_required_in_the_header_or_the_query() {
 
 #[tokio::test]
 async fn the_token_can_come_from_the_environment() {
-    let mut child = tokio::process::Command::new(server_bin())
+    let mut command = tokio::process::Command::new(server_bin());
+    command
         .args(["--listen", "ws://127.0.0.1:0"])
-        .env("EXEC_SERVER_AUTH_TOKEN", TOKEN)
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-    let banner = stderr.next_line().await.unwrap().unwrap();
-    let url = banner
-        .split_whitespace()
-        .find(|t| t.starts_with("ws://"))
-        .unwrap()
-        .to_string();
+        .env("EXEC_SERVER_AUTH_TOKEN", TOKEN);
+    let server = WsServer::start_command(command).await;
+    let url = server.url.clone();
     assert_eq!(upgrade_status(&url, &[]).await, StatusCode::UNAUTHORIZED);
     let bearer = format!("Bearer {TOKEN}");
     assert_eq!(
@@ -205,7 +195,8 @@ async fn wss_works_end_to_end_with_a_self_signed_certificate_and_a_token() {
     let key_path = dir.path().join("key.pem");
     std::fs::write(&cert_path, cert.pem()).unwrap();
     std::fs::write(&key_path, key.serialize_pem()).unwrap();
-    let mut child = tokio::process::Command::new(server_bin())
+    let mut command = tokio::process::Command::new(server_bin());
+    command
         .args([
             "--listen",
             "wss://127.0.0.1:0",
@@ -215,18 +206,10 @@ async fn wss_works_end_to_end_with_a_self_signed_certificate_and_a_token() {
         .arg("--tls-cert")
         .arg(&cert_path)
         .arg("--tls-key")
-        .arg(&key_path)
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-    let banner = stderr.next_line().await.unwrap().unwrap();
-    let url = banner
-        .split_whitespace()
-        .find(|t| t.starts_with("wss://"))
-        .expect("wss URL in the banner")
-        .to_string();
+        .arg(&key_path);
+    let server = WsServer::start_command(command).await;
+    let url = server.url.clone();
+    assert!(url.starts_with("wss://"), "{url}");
 
     // Without trusting the certificate, the connection fails.
     let mut untrusted = WebSocketConnectArgs::new(&url);
@@ -267,32 +250,17 @@ async fn wss_works_end_to_end_with_a_self_signed_certificate_and_a_token() {
 #[tokio::test]
 async fn the_token_never_appears_in_logs_or_help() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = tokio::process::Command::new(server_bin())
+    let mut command = tokio::process::Command::new(server_bin());
+    command
         .args([
             "--listen",
             "ws://127.0.0.1:0",
             "--auth-token-file",
             &token_file(&dir),
         ])
-        .env("RUST_LOG", "trace")
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (lines_tx, mut lines_rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut lines = BufReader::new(stderr).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            let _ = lines_tx.send(line);
-        }
-    });
-    let banner = lines_rx.recv().await.unwrap();
-    let url = banner
-        .split_whitespace()
-        .find(|t| t.starts_with("ws://"))
-        .unwrap()
-        .to_string();
+        .env("RUST_LOG", "trace");
+    let mut server = WsServer::start_command(command).await;
+    let url = server.url.clone();
     let bearer = format!("Bearer {TOKEN}");
     upgrade_status(&url, &[("authorization", &bearer)]).await;
     upgrade_status(&url, &[("authorization", "Bearer guess")]).await;
@@ -303,13 +271,10 @@ async fn the_token_never_appears_in_logs_or_help() {
     rpc.collect(&session).await;
     drop(rpc);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    child.start_kill().unwrap();
-    child.wait().await.unwrap();
-    let mut log = String::new();
-    while let Ok(line) = lines_rx.try_recv() {
-        log.push_str(&line);
-        log.push('\n');
-    }
+    server.child.start_kill().unwrap();
+    server.child.wait().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let log = server.log.lock().unwrap().clone();
     assert!(log.len() > 200, "trace logging produced output: {log}");
     assert!(
         !log.contains(TOKEN),

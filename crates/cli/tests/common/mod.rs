@@ -149,14 +149,22 @@ impl RawTransport for WsTransport {
 /// A websocket server child, started on port 0.
 pub struct WsServer {
     pub child: Child,
+    /// `ws://IP:PORT` or `wss://IP:PORT`, from the banner.
     pub url: String,
+    /// Everything the server wrote to stderr after its banner.
+    pub log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl WsServer {
     pub async fn start(extra: &[&str]) -> Self {
-        let mut child = Command::new(server_bin())
-            .args(["--listen", "ws://127.0.0.1:0"])
-            .args(extra)
+        let mut command = Command::new(server_bin());
+        command.args(["--listen", "ws://127.0.0.1:0"]).args(extra);
+        Self::start_command(command).await
+    }
+
+    /// Starts a server from a prepared command (arguments, environment).
+    pub async fn start_command(mut command: Command) -> Self {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -171,12 +179,20 @@ impl WsServer {
             .expect("a banner line");
         let url = banner
             .split_whitespace()
-            .find(|token| token.starts_with("ws://"))
+            .find(|token| token.starts_with("ws://") || token.starts_with("wss://"))
             .unwrap_or_else(|| panic!("no URL in banner {banner:?}"))
             .to_string();
         // Keep draining stderr so the server never blocks on logging.
-        tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
-        WsServer { child, url }
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = log.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = stderr.next_line().await {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        WsServer { child, url, log }
     }
 
     pub fn pid(&self) -> i32 {
