@@ -205,6 +205,8 @@ impl WsServer {
 pub struct Rpc<T: RawTransport> {
     pub transport: T,
     pub notifications: VecDeque<Value>,
+    /// Responses that arrived while waiting for another one.
+    responses: VecDeque<Value>,
     next_id: i64,
 }
 
@@ -213,6 +215,7 @@ impl<T: RawTransport> Rpc<T> {
         Rpc {
             transport,
             notifications: VecDeque::new(),
+            responses: VecDeque::new(),
             next_id: 100,
         }
     }
@@ -231,6 +234,9 @@ impl<T: RawTransport> Rpc<T> {
 
     /// The next message that is a response (has `id`), setting notifications aside.
     pub async fn response(&mut self) -> Value {
+        if let Some(response) = self.responses.pop_front() {
+            return response;
+        }
         loop {
             let message = self
                 .recv()
@@ -249,13 +255,20 @@ impl<T: RawTransport> Rpc<T> {
         let id = self.next_id;
         self.send(json!({"id": id, "method": method, "params": params}))
             .await;
-        let response = self.response().await;
-        assert_eq!(
-            response["id"],
-            json!(id),
-            "responses come in request order here"
-        );
-        response
+        // Deferred answers (waits, long polls) may overtake: keep them.
+        loop {
+            let message = self
+                .recv()
+                .await
+                .expect("connection closed while waiting for a response");
+            if message.get("id").is_none() {
+                self.notifications.push_back(message);
+            } else if message["id"] == json!(id) {
+                return message;
+            } else {
+                self.responses.push_back(message);
+            }
+        }
     }
 
     /// Sends a request and returns its `result`, panicking on an error.
