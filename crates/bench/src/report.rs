@@ -49,10 +49,11 @@ impl Unit {
     fn format(self, value: f64) -> String {
         match self {
             Unit::MegabytesPerSecond => format!("{value:.0}"),
+            Unit::Micros if value >= 1_000_000.0 => format!("{:.2}s", value / 1e6),
             Unit::Micros if value >= 10_000.0 => format!("{:.1}ms", value / 1000.0),
             Unit::Micros if value >= 100.0 => format!("{value:.0}µs"),
             Unit::Micros => format!("{value:.1}µs"),
-            Unit::Kibibytes if value >= 10.0 * 1024.0 => format!("{:.1}MiB", value / 1024.0),
+            Unit::Kibibytes if value >= 1024.0 => format!("{:.1}MiB", value / 1024.0),
             Unit::Kibibytes => format!("{value:.1}KiB"),
             Unit::CpuMillis => format!("{value:.0}"),
         }

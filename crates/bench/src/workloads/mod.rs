@@ -216,18 +216,23 @@ pub fn start_params(argv: Vec<String>, tty: bool) -> StartParams {
 }
 
 /// Runs a process to its exit, counting its output bytes; returns the
-/// time from the start request to the exit event.
+/// time from the start request to the exit event, and how many output
+/// events carried the bytes.
 pub async fn run_counting(
     client: &ExecServerClient,
     params: StartParams,
     expected_bytes: u64,
-) -> anyhow::Result<Duration> {
+) -> anyhow::Result<(Duration, u64)> {
     let started = Instant::now();
     let mut process = client.start(params).await?;
     let mut total = 0u64;
+    let mut chunks = 0u64;
     loop {
         match process.next_event().await {
-            Some(ProcessEvent::Output { chunk, .. }) => total += chunk.len() as u64,
+            Some(ProcessEvent::Output { chunk, .. }) => {
+                total += chunk.len() as u64;
+                chunks += 1;
+            }
             Some(ProcessEvent::Exited { .. }) => break,
             Some(ProcessEvent::Gap { .. }) => bail!("output gap on a live connection"),
             Some(ProcessEvent::Closed) | None => bail!("process closed without an exit"),
@@ -237,7 +242,7 @@ pub async fn run_counting(
     if total != expected_bytes {
         bail!("received {total} bytes of output, expected {expected_bytes}");
     }
-    Ok(elapsed)
+    Ok((elapsed, chunks))
 }
 
 /// Waits until the process's output contains `marker`.

@@ -42,6 +42,8 @@ pub fn pty(bench: &Bench) -> anyhow::Result<Vec<Row>> {
 #[derive(Default)]
 struct PathFigures {
     rates: Vec<f64>,
+    /// Output events per run: the per-message costs scale with these.
+    chunks: Vec<f64>,
     server_cpu: Vec<f64>,
     client_cpu: Vec<f64>,
 }
@@ -74,11 +76,12 @@ fn measure(
             let client_before = raw::cpu_time(None)?;
             let server_before = server.map(|pid| raw::cpu_time(Some(pid))).transpose()?;
             let params = start_params(raw::head_argv(bytes), tty);
-            let elapsed = bench
+            let (elapsed, chunks) = bench
                 .runtime
                 .block_on(run_counting(&connection.client, params, bytes))
                 .with_context(|| format!("{workload} over {}", transport.name()))?;
             figures.rates.push(megabytes_per_second(bytes, elapsed));
+            figures.chunks.push(chunks as f64);
             figures
                 .client_cpu
                 .push(per_gib(raw::cpu_time(None)? - client_before));
@@ -99,6 +102,12 @@ fn measure(
     let mut rows = Vec::new();
     let mut cpu_rows = Vec::new();
     for ((transport, _), figures) in connections.iter().zip(&ours) {
+        let chunks = Summary::of(&figures.chunks).median;
+        eprintln!(
+            "  {}: {chunks:.0} output events per run, {:.1} KiB each on average",
+            transport.name(),
+            bytes as f64 / chunks / 1024.0
+        );
         let mut row = Row::new(
             workload,
             format!("{}, {}", transport.name(), size_label(bytes)),
