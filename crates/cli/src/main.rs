@@ -212,7 +212,7 @@ async fn serve(listen: ListenAddress, settings: config::Settings) -> anyhow::Res
                     }
                     None => {
                         eprintln!("exec-server listening on ws://{bound}");
-                        websocket::serve_websocket_with(
+                        websocket::serve_websocket_tcp(
                             server.clone(),
                             listener,
                             settings.websocket.clone(),

@@ -71,7 +71,26 @@ fn router(server: Server, options: WebSocketOptions) -> Router {
 /// Serves websocket connections on `listener` with default options (no
 /// token, own-origin browsers only).
 pub async fn serve_websocket(server: Server, listener: TcpListener) -> io::Result<()> {
-    serve_websocket_with(server, listener, WebSocketOptions::default()).await
+    serve_websocket_tcp(server, listener, WebSocketOptions::default()).await
+}
+
+/// Serves websocket connections on a plain TCP listener.
+///
+/// Every accepted socket gets `TCP_NODELAY`: a response is often followed
+/// by a small notification, and with Nagle's algorithm that second segment
+/// waits for the client's delayed ACK, 40 ms on Linux, on every round trip.
+pub async fn serve_websocket_tcp(
+    server: Server,
+    listener: TcpListener,
+    options: WebSocketOptions,
+) -> io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
+    serve_websocket_with(server, listener, options).await
 }
 
 /// Serves websocket connections on any listener (plain TCP or [`TlsListener`]).
@@ -258,6 +277,8 @@ impl TlsListener {
                         continue;
                     }
                 };
+                // See `serve_websocket_tcp` for why.
+                let _ = tcp.set_nodelay(true);
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {
