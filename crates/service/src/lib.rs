@@ -125,7 +125,7 @@ impl Server {
 /// Channel capacity between a connection and its transport writer, in
 /// messages. Together with each process's event channel this bounds what
 /// the server buffers for a client that reads slowly.
-pub const OUTGOING_CAPACITY: usize = 64;
+pub const OUTGOING_CAPACITY: usize = 16;
 
 /// Capacity of the channel from a transport reader to its connection.
 pub const INCOMING_CAPACITY: usize = 16;
