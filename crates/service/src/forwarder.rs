@@ -22,6 +22,15 @@ use tokio::sync::mpsc;
 
 use crate::session::{ProcessEntry, ProcessKind, Session};
 
+/// The process API's name for a core output stream.
+pub(crate) fn wire_stream(stream: OutputStream) -> ProcessStream {
+    match stream {
+        OutputStream::Stdout => ProcessStream::Stdout,
+        OutputStream::Stderr => ProcessStream::Stderr,
+        OutputStream::Pty => ProcessStream::Pty,
+    }
+}
+
 /// Where a process's notifications go.
 pub(crate) enum Target {
     /// The connection that started it: processes that die with their
@@ -74,11 +83,7 @@ pub(crate) async fn run(
                     ServerNotification::ProcessOutput(OutputNotification {
                         process_id: entry.id.clone(),
                         seq,
-                        stream: match stream {
-                            OutputStream::Stdout => ProcessStream::Stdout,
-                            OutputStream::Stderr => ProcessStream::Stderr,
-                            OutputStream::Pty => ProcessStream::Pty,
-                        },
+                        stream: wire_stream(stream),
                         chunk: data,
                     })
                 })

@@ -12,15 +12,16 @@ use exec_server_core::{
 };
 use exec_server_protocol::RpcError;
 use exec_server_protocol::process::{
-    EmptyResponse, ListParams, ListResponse, OutputChunk, ProcessIdParams, ProcessInfo,
-    ProcessStream, ReadParams, ReadResponse, ResizeParams, SignalParams, SignalResponse,
-    SnapshotResponse, StartParams, StartResponse, StdinKind, TerminateParams, TerminateResponse,
-    WaitParams, WaitReason, WaitResponse, WriteParams, WriteResponse,
+    EmptyResponse, ListParams, ListResponse, OutputChunk, ProcessIdParams, ProcessInfo, ReadParams,
+    ReadResponse, ResizeParams, SignalParams, SignalResponse, SnapshotResponse, StartParams,
+    StartResponse, StdinKind, TerminateParams, TerminateResponse, WaitParams, WaitReason,
+    WaitResponse, WriteParams, WriteResponse,
 };
 use regex::bytes::Regex;
 use tokio::time::Instant;
 
 use crate::connection::{Connection, ErrorMapping, Reply};
+use crate::forwarder::wire_stream;
 use crate::session::{ProcessEntry, ProcessKind, ProcessMeta};
 
 /// Longest accepted client-chosen process id, in bytes.
@@ -493,11 +494,7 @@ fn read(entry: &ProcessEntry, after_seq: u64, max_bytes: usize) -> ReadResponse 
             .into_iter()
             .map(|c| OutputChunk {
                 seq: c.seq,
-                stream: match c.stream {
-                    OutputStream::Stdout => ProcessStream::Stdout,
-                    OutputStream::Stderr => ProcessStream::Stderr,
-                    OutputStream::Pty => ProcessStream::Pty,
-                },
+                stream: wire_stream(c.stream),
                 chunk: c.data,
             })
             .collect(),
