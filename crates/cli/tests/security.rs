@@ -37,6 +37,17 @@ async fn upgrade_status(url: &str, headers: &[(&str, &str)]) -> StatusCode {
     }
 }
 
+/// Runs `echo WORD` through `client` and checks what comes back.
+async fn assert_echo(client: &ExecServerClient, word: &str) {
+    let params = ExecParams {
+        argv: vec!["/bin/echo".into(), word.into()],
+        cwd: "/".into(),
+        ..Default::default()
+    };
+    let output = client.exec(params).await.unwrap().output().await.unwrap();
+    assert_eq!(output.stdout, format!("{word}\n").as_bytes());
+}
+
 /// A plain HTTP GET, returning (status line, body).
 fn http_get(url: &str, path: &str) -> (String, String) {
     let address = url.trim_start_matches("ws://");
@@ -91,18 +102,7 @@ async fn a_token_is_required_in_the_header_or_the_query() {
     let mut args = WebSocketConnectArgs::new(&server.url);
     args.bearer_token = Some(TOKEN.into());
     let client = ExecServerClient::connect_websocket(args).await.unwrap();
-    let output = client
-        .exec(ExecParams {
-            argv: vec!["/bin/echo".into(), "authorized".into()],
-            cwd: "/".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .output()
-        .await
-        .unwrap();
-    assert_eq!(output.stdout, b"authorized\n");
+    assert_echo(&client, "authorized").await;
 }
 
 #[tokio::test]
@@ -224,18 +224,7 @@ async fn wss_works_end_to_end_with_a_self_signed_certificate_and_a_token() {
     args.bearer_token = Some(TOKEN.into());
     args.ca_pem = Some(cert.pem().into_bytes());
     let client = ExecServerClient::connect_websocket(args).await.unwrap();
-    let output = client
-        .exec(ExecParams {
-            argv: vec!["/bin/echo".into(), "over tls".into()],
-            cwd: "/".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .output()
-        .await
-        .unwrap();
-    assert_eq!(output.stdout, b"over tls\n");
+    assert_echo(&client, "over tls").await;
 
     // The right certificate but no token: still 401.
     let mut no_token = WebSocketConnectArgs::new(&url);

@@ -208,8 +208,9 @@ async fn websocket_server() -> std::net::SocketAddr {
     address
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dropped_websocket_is_resumed_without_losing_or_repeating_output() {
+/// A client that reconnects, talking to a real server through a proxy the
+/// test can cut.
+async fn resumable_client() -> (Proxy, ExecServerClient) {
     let proxy = Proxy::start(websocket_server().await).await;
     let mut args = WebSocketConnectArgs::new(&proxy.url);
     args.reconnect = Some(ReconnectPolicy {
@@ -217,6 +218,12 @@ async fn a_dropped_websocket_is_resumed_without_losing_or_repeating_output() {
         delay: Duration::from_millis(50),
     });
     let client = ExecServerClient::connect_websocket(args).await.unwrap();
+    (proxy, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_websocket_is_resumed_without_losing_or_repeating_output() {
+    let (proxy, client) = resumable_client().await;
     let session = client.session_id().unwrap();
 
     let mut params =
@@ -270,13 +277,7 @@ async fn a_dropped_websocket_is_resumed_without_losing_or_repeating_output() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_in_flight_when_the_connection_drops_fail_and_are_not_resent() {
-    let proxy = Proxy::start(websocket_server().await).await;
-    let mut args = WebSocketConnectArgs::new(&proxy.url);
-    args.reconnect = Some(ReconnectPolicy {
-        attempts: 20,
-        delay: Duration::from_millis(50),
-    });
-    let client = ExecServerClient::connect_websocket(args).await.unwrap();
+    let (proxy, client) = resumable_client().await;
     let mut params = sh("sleep 30");
     params.on_disconnect = Some(OnDisconnect::Detach);
     let process = client.start(params).await.unwrap();

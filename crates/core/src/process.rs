@@ -298,22 +298,14 @@ impl ProcessHandle {
             .as_ref()
             .ok_or(ControlError::NoTerminal)?;
         pty::set_size(terminal.get_ref(), size)?;
-        if let Some(screen) = &self.shared.screen {
-            // Output so far was drawn at the old size.
-            let retained = self
-                .shared
-                .retained
-                .lock()
-                .expect("retention lock poisoned");
-            let mut screen = screen.lock().expect("screen lock poisoned");
-            screen.catch_up(&retained);
-            screen.resize(size);
-        }
+        // Output so far was drawn at the old size.
+        self.with_screen(|screen| screen.resize(size));
         Ok(())
     }
 
-    /// The rendered screen, for PTY processes.
-    pub fn screen(&self) -> Option<ScreenText> {
+    /// Runs `f` on the emulated screen, brought up to date with the
+    /// retained output first. `None` for processes without a terminal.
+    fn with_screen<R>(&self, f: impl FnOnce(&mut TerminalScreen) -> R) -> Option<R> {
         let screen = self.shared.screen.as_ref()?;
         let retained = self
             .shared
@@ -322,7 +314,12 @@ impl ProcessHandle {
             .expect("retention lock poisoned");
         let mut screen = screen.lock().expect("screen lock poisoned");
         screen.catch_up(&retained);
-        Some(ScreenText {
+        Some(f(&mut screen))
+    }
+
+    /// The rendered screen, for PTY processes.
+    pub fn screen(&self) -> Option<ScreenText> {
+        self.with_screen(|screen| ScreenText {
             lines: screen.lines(),
             approximate: screen.approximate(),
         })

@@ -183,12 +183,14 @@ impl ExecTools {
         }
     }
 
-    fn session(&self, id: &str) -> Option<Arc<Session>> {
+    /// The session `id`, or the tool error a model reads when it is unknown.
+    fn known_session(&self, id: &str) -> Result<Arc<Session>, CallToolResult> {
         self.sessions
             .lock()
             .expect("sessions lock poisoned")
             .get(id)
             .cloned()
+            .ok_or_else(|| tool_error(format!("unknown session_id {id}")))
     }
 
     /// Collects for a session and renders the answer; forgets the session
@@ -317,8 +319,9 @@ impl ExecTools {
         ct: CancellationToken,
     ) -> Result<CallToolResult, McpError> {
         let work = async move {
-            let Some(session) = self.session(&params.session_id) else {
-                return tool_error(format!("unknown session_id {}", params.session_id));
+            let session = match self.known_session(&params.session_id) {
+                Ok(session) => session,
+                Err(error) => return error,
             };
             let mut cursor = session.cursor.lock().await;
             if !params.chars.is_empty() {
@@ -345,11 +348,9 @@ impl ExecTools {
         &self,
         Parameters(params): Parameters<ReadOutputParams>,
     ) -> Result<CallToolResult, McpError> {
-        let Some(session) = self.session(&params.session_id) else {
-            return Ok(tool_error(format!(
-                "unknown session_id {}",
-                params.session_id
-            )));
+        let session = match self.known_session(&params.session_id) {
+            Ok(session) => session,
+            Err(error) => return Ok(error),
         };
         let mut cursor = session.cursor.lock().await;
         let after = params.cursor.unwrap_or(*cursor);
@@ -437,8 +438,9 @@ impl ExecTools {
         ct: CancellationToken,
     ) -> Result<CallToolResult, McpError> {
         let work = async move {
-            let Some(session) = self.session(&params.session_id) else {
-                return tool_error(format!("unknown session_id {}", params.session_id));
+            let session = match self.known_session(&params.session_id) {
+                Ok(session) => session,
+                Err(error) => return error,
             };
             let grace = Duration::from_millis(params.grace_ms.unwrap_or(2000));
             if let Err(error) = self
