@@ -122,7 +122,11 @@ async fn http_get(address: &str, path: &str) -> (String, String) {
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
     let status = response.lines().next().unwrap_or_default().to_string();
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
     (status, body)
 }
 
@@ -225,7 +229,10 @@ fn a_balancer_restart_mid_stream_loses_and_repeats_nothing() {
         let owner = server_of(&client);
         let script = "i=0; while [ $i -lt 400 ]; do echo line-$i; i=$((i+1)); sleep 0.005; done";
         let mut process = client
-            .start(start_params(&["/bin/sh", "-c", script], OnDisconnect::Detach))
+            .start(start_params(
+                &["/bin/sh", "-c", script],
+                OnDisconnect::Detach,
+            ))
             .await
             .unwrap();
         let pid = process.pid();
@@ -431,7 +438,11 @@ fn a_resume_sent_to_the_wrong_server_is_refused_with_the_owners_id() {
         assert_eq!(error["data"]["serverId"], other.id.as_str());
 
         // A path naming another server, straight at a server: 421.
-        let misdirected = format!("ws://{}:{}{PREFIX}/{owner}/", other.ip, fleet_harness::SERVER_PORT);
+        let misdirected = format!(
+            "ws://{}:{}{PREFIX}/{owner}/",
+            other.ip,
+            fleet_harness::SERVER_PORT
+        );
         assert_eq!(upgrade_status(&misdirected).await, 421);
         // An id the balancer does not know: 404 from the balancer.
         assert_eq!(

@@ -187,7 +187,15 @@ impl Fleet {
             "-n", &ns, "link", "add", "eth0", "type", "veth", "peer", "name", &port, "netns", &lan,
         ]);
         ip(&["-n", &lan, "link", "set", &port, "master", "br0", "up"]);
-        ip(&["-n", &ns, "addr", "add", &format!("{address}/24"), "dev", "eth0"]);
+        ip(&[
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{address}/24"),
+            "dev",
+            "eth0",
+        ]);
         ip(&["-n", &ns, "link", "set", "eth0", "up"]);
         ns
     }
@@ -250,7 +258,12 @@ impl Fleet {
         let owners: String = self
             .hosts
             .iter()
-            .map(|h| format!("    use-server {0} if {{ var(txn.owner) -m str {0} }}\n", h.id))
+            .map(|h| {
+                format!(
+                    "    use-server {0} if {{ var(txn.owner) -m str {0} }}\n",
+                    h.id
+                )
+            })
             .collect();
         let known: Vec<&str> = self.hosts.iter().map(|h| h.id.as_str()).collect();
         format!(
@@ -318,8 +331,19 @@ backend owners
         *self.balancer.lock().unwrap() = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while self.admin("show info").is_none() {
-            if let Some(status) = self.balancer.lock().unwrap().as_mut().unwrap().try_wait().unwrap() {
-                panic!("haproxy exited with {status}: {}", self.balancer_log.lock().unwrap());
+            if let Some(status) = self
+                .balancer
+                .lock()
+                .unwrap()
+                .as_mut()
+                .unwrap()
+                .try_wait()
+                .unwrap()
+            {
+                panic!(
+                    "haproxy exited with {status}: {}",
+                    self.balancer_log.lock().unwrap()
+                );
             }
             assert!(Instant::now() < deadline, "haproxy did not start");
             std::thread::sleep(Duration::from_millis(20));
