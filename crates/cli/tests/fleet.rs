@@ -303,6 +303,10 @@ fn losing_a_host_gives_its_clients_one_typed_error_and_spares_the_rest() {
                 )
                 .await
                 .expect("the typed error within 5 s of the host's death");
+                eprintln!(
+                    "typed error {:?} after the kill: {error}",
+                    killed_at.elapsed()
+                );
                 match &error {
                     ClientError::ServerUnavailable { server_id, .. } => {
                         assert_eq!(server_id, victim, "{error}")
@@ -356,7 +360,16 @@ fn a_draining_server_takes_no_new_sessions_but_serves_its_own_until_the_grace() 
         victim.signal(libc::SIGTERM);
         let signalled_at = Instant::now();
         let direct = format!("{}:{}", victim.ip, fleet_harness::SERVER_PORT);
-        let (status, body) = http_get(&direct, "/readyz").await;
+        // As soon as the server has handled the signal (bounded wait).
+        let mut readyz = http_get(&direct, "/readyz").await;
+        for _ in 0..100 {
+            if !readyz.0.contains("200") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            readyz = http_get(&direct, "/readyz").await;
+        }
+        let (status, body) = readyz;
         assert!(status.contains("503"), "{status}");
         assert_eq!(body, "draining h3\n");
         assert_eq!(http_get(&direct, "/livez").await.1, "ok\n");

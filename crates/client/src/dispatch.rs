@@ -408,7 +408,13 @@ async fn resume(
             Ok(connected) => connected,
             Err(error) => {
                 tracing::info!(attempt, %error, "reconnect failed");
-                last_failure = error.to_string();
+                // A timeout cut short by the deadline says less than what
+                // an earlier attempt ran into (a refusal, a 503).
+                let cut_short =
+                    matches!(&error, ClientError::Connect(m) if m.starts_with("timed out"));
+                if !cut_short || attempt == 1 {
+                    last_failure = error.to_string();
+                }
                 continue;
             }
         };

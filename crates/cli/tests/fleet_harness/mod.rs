@@ -273,13 +273,13 @@ impl Fleet {
 
 defaults
     mode http
-    timeout connect 1s
+    timeout connect 500ms
     timeout client 1s
     timeout server 1s
     timeout http-request 2s
     timeout tunnel {tunnel}ms
     timeout client-fin 1s
-    retries 2
+    retries 1
 
 frontend exec
     bind {balancer}
