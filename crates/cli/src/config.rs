@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use exec_server_service::ServerConfig;
+use exec_server_service::fleet::{PathPrefix, ServerId};
 use exec_server_service::security::{AccessPolicy, AuthToken};
 use exec_server_service::transport::websocket::WebSocketOptions;
 use serde::Deserialize;
@@ -41,7 +42,7 @@ pub struct ServerFlags {
     #[arg(long, value_name = "MS")]
     pub detach_ttl_ms: Option<u64>,
 
-    /// On SIGINT/SIGTERM, SIGTERM the children and wait this long before SIGKILL [default: 0].
+    /// On SIGINT/SIGTERM: drain (readyz 503, attached clients keep working) up to this long, then SIGTERM the children and wait up to this long before SIGKILL [default: 0].
     #[arg(long, value_name = "MS")]
     pub shutdown_grace_ms: Option<u64>,
 
@@ -64,6 +65,14 @@ pub struct ServerFlags {
     /// Open websocket connections allowed at once [default: 1024].
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
+
+    /// This server's public name in a fleet, returned by initialize and /readyz and used by balancers to route resumes [default: the host name].
+    #[arg(long, value_name = "ID")]
+    pub server_id: Option<String>,
+
+    /// Serve the websocket endpoint at PREFIX/ and PREFIX/SERVER_ID/ (e.g. /exec) [default: /].
+    #[arg(long, value_name = "PREFIX")]
+    pub path_prefix: Option<String>,
 
     /// Listen on a non-loopback address without a token. Anyone who can reach the port can run commands as this user.
     #[arg(long)]
@@ -99,6 +108,8 @@ struct FileConfig {
     max_connections: Option<usize>,
     #[serde(default)]
     insecure_no_auth: bool,
+    server_id: Option<String>,
+    path_prefix: Option<String>,
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -154,6 +165,10 @@ impl ServerFlags {
         if max_connections == 0 {
             anyhow::bail!("--max-connections must be at least 1");
         }
+        let path_prefix = match self.path_prefix.as_ref().or(file.path_prefix.as_ref()) {
+            Some(prefix) => PathPrefix::new(prefix)?,
+            None => PathPrefix::default(),
+        };
         Ok(Settings {
             server: self.resolve_with(&file)?,
             websocket: WebSocketOptions {
@@ -162,6 +177,7 @@ impl ServerFlags {
                     allowed_origins,
                 },
                 max_connections,
+                path_prefix,
             },
             tls,
             insecure_no_auth: self.insecure_no_auth || file.insecure_no_auth,
@@ -208,6 +224,10 @@ impl ServerFlags {
                 .map(Duration::from_millis)
                 .unwrap_or(defaults.shutdown_grace),
             max_wait: defaults.max_wait,
+            server_id: match self.server_id.as_ref().or(file.server_id.as_ref()) {
+                Some(id) => ServerId::new(id)?,
+                None => defaults.server_id,
+            },
         };
         if config.max_message_bytes < 1024 {
             anyhow::bail!("--max-message-bytes must be at least 1024");

@@ -1,6 +1,8 @@
 //! The `exec-server` binary: parses flags into a [`ServerConfig`], starts the
 //! chosen transport, and turns SIGINT/SIGTERM into a clean shutdown that
-//! kills every child before exiting 0.
+//! kills every child before exiting 0. With `--shutdown-grace-ms`, a
+//! websocket server first drains for the grace (`/readyz` answers 503,
+//! attached clients keep working; see `exec_server_service::fleet`).
 //!
 //! Exit statuses: 0 after a clean shutdown (end of stdin in stdio mode, or
 //! SIGINT/SIGTERM); 2 for unusable flags (clap's convention, also used for
@@ -11,6 +13,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use exec_server_service::fleet;
 use exec_server_service::transport::{stdio, websocket};
 use exec_server_service::{ListenAddress, Server};
 use tokio::signal::unix::{SignalKind, signal};
@@ -184,6 +187,8 @@ fn check_exposure(
 
 async fn serve(listen: ListenAddress, settings: config::Settings) -> anyhow::Result<()> {
     let server = Server::new(settings.server);
+    let websocket = listen.socket_address().is_some();
+    let grace = server.config().shutdown_grace;
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut terminate =
         signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
@@ -224,10 +229,24 @@ async fn serve(listen: ListenAddress, settings: config::Settings) -> anyhow::Res
             }
         }
     };
-    let result = tokio::select! {
-        result = serving => result,
-        _ = interrupt.recv() => Ok(()),
-        _ = terminate.recv() => Ok(()),
+    let mut serving = std::pin::pin!(serving);
+    let signalled = tokio::select! {
+        result = &mut serving => Some(result),
+        _ = interrupt.recv() => None,
+        _ = terminate.recv() => None,
+    };
+    let result = match signalled {
+        Some(result) => result,
+        // A graceful shutdown of a websocket server drains first: new
+        // sessions go elsewhere, attached clients keep working for the
+        // grace. A second signal cuts it short.
+        None if websocket && !grace.is_zero() => tokio::select! {
+            result = &mut serving => result,
+            () = fleet::drain(&server, grace) => Ok(()),
+            _ = interrupt.recv() => Ok(()),
+            _ = terminate.recv() => Ok(()),
+        },
+        None => Ok(()),
     };
     let killed = server.shut_down().await;
     tracing::info!(killed, "shutting down");

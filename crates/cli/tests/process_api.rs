@@ -745,9 +745,12 @@ async fn inherit_env_overlays_the_servers_environment() {
 async fn the_initialize_result_carries_a_secret_session_id_and_limits() {
     let mut rpc = Rpc::new(StdioTransport::start(&[]));
     let result = rpc.ok("initialize", json!({"clientName": "t"})).await;
+    // `SERVER_ID~SECRET`: the owner is public, the secret is 128 random bits.
     let session = result["sessionId"].as_str().unwrap();
+    let (owner, secret) = session.split_once('~').expect("owner~secret");
+    assert_eq!(owner, result["serverId"].as_str().unwrap());
     assert!(
-        session.len() >= 32 && session.chars().all(|c| c.is_ascii_hexdigit()),
+        secret.len() >= 32 && secret.chars().all(|c| c.is_ascii_hexdigit()),
         "{session}"
     );
     assert_eq!(result["limits"]["maxExitedRecords"], 256);

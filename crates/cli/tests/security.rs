@@ -157,11 +157,24 @@ async fn browser_origins_other_than_the_servers_own_are_refused() {
 #[tokio::test]
 async fn readyz_answers_without_auth_and_reveals_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let server = WsServer::start(&["--auth-token-file", &token_file(&dir)]).await;
+    let server = WsServer::start(&[
+        "--auth-token-file",
+        &token_file(&dir),
+        "--server-id",
+        "probe-7",
+    ])
+    .await;
     let (status, body) = http_get(&server.url, "/readyz");
     assert!(status.contains("200"), "{status}");
+    // The server id is public (it routes resumes); nothing else is said.
+    assert_eq!(body, "ok probe-7\n");
+    let (status, body) = http_get(&server.url, "/livez");
+    assert!(status.contains("200"), "{status}");
     assert_eq!(body, "ok\n");
-    assert!(http_get(&server.url, "/anything-else").0.contains("404"));
+    assert!(http_get(&server.url, "/not/an/endpoint").0.contains("404"));
+    // One segment may be a server id (`/SERVER_ID/` is the routed
+    // endpoint): without the token it says nothing either.
+    assert!(http_get(&server.url, "/anything-else").0.contains("401"));
 }
 
 #[test]

@@ -29,7 +29,7 @@ use crate::session::ExecSession;
 use crate::transport::{self, Inbound, Outbound};
 
 /// Errors seen by client callers.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum ClientError {
     /// The server answered with a JSON-RPC error.
     #[error(transparent)]
@@ -49,6 +49,18 @@ pub enum ClientError {
     /// A response did not have the expected shape.
     #[error("unexpected response from the server: {0}")]
     Protocol(String),
+    /// The connection dropped and the server that owns this client's
+    /// session could not be reached again within the [`ReconnectPolicy`]
+    /// (host down, connection refused, the balancer answered 502/503, or
+    /// routed the resume to another server). The session's processes are
+    /// out of reach; every call fails with this error from then on.
+    #[error("exec-server `{server_id}`, which owns this session, is unavailable: {reason}")]
+    ServerUnavailable {
+        /// The owner's `serverId` (its URL when the server sent none).
+        server_id: String,
+        /// What the last attempt ran into.
+        reason: String,
+    },
 }
 
 /// Options for every way of connecting.
@@ -69,13 +81,20 @@ impl Default for ClientOptions {
     }
 }
 
-/// How a websocket client reconnects after the connection drops.
+/// How a websocket client reconnects after the connection drops. It gives
+/// up after `attempts` or `give_up_after`, whichever comes first, with
+/// [`ClientError::ServerUnavailable`] naming the server.
 #[derive(Clone, Debug)]
 pub struct ReconnectPolicy {
-    /// Attempts before giving up (then every call fails with `Closed`).
+    /// Attempts before giving up.
     pub attempts: u32,
     /// Pause before each attempt.
     pub delay: Duration,
+    /// Longest time from the drop to giving up, whatever the attempts
+    /// (each attempt's connect timeout is cut to fit).
+    pub give_up_after: Duration,
+    /// Where to reconnect.
+    pub target: ResumeTarget,
 }
 
 impl Default for ReconnectPolicy {
@@ -83,8 +102,30 @@ impl Default for ReconnectPolicy {
         ReconnectPolicy {
             attempts: 10,
             delay: Duration::from_millis(200),
+            give_up_after: Duration::from_secs(10),
+            target: ResumeTarget::default(),
         }
     }
+}
+
+/// Where a reconnecting client resumes its session. A session lives on one
+/// server (the `serverId` of the initialize result); through a load
+/// balancer the resume must be routed there.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ResumeTarget {
+    /// The connect URL with the owner's server id appended to its path:
+    /// `wss://balancer/exec/` resumes at `wss://balancer/exec/SERVER_ID/`
+    /// (the query, e.g. `?token=`, is kept). Works through a balancer that
+    /// routes by server id and on a lone server, which accepts its own id
+    /// in the path. Falls back to the connect URL when the server sent no
+    /// `serverId`.
+    #[default]
+    OwnerPath,
+    /// The connect URL itself (a lone server, or sticky sessions).
+    SameUrl,
+    /// A URL in which `{serverId}` is replaced by the owner's server id,
+    /// e.g. `wss://{serverId}.exec.example.com/`.
+    Template(String),
 }
 
 /// Arguments of [`ExecServerClient::connect_websocket`].
@@ -106,6 +147,10 @@ pub struct WebSocketConnectArgs {
     /// For `wss://`: extra trusted CA certificates (PEM), on top of the
     /// system's roots, e.g. for a self-signed server certificate.
     pub ca_pem: Option<Vec<u8>>,
+    /// Send a websocket ping this often, so that proxies which close idle
+    /// connections (HAProxy's `timeout tunnel`, cloud balancers' idle
+    /// timeouts) keep a quiet session open. `None`: no pings.
+    pub keepalive: Option<Duration>,
 }
 
 impl WebSocketConnectArgs {
@@ -118,6 +163,7 @@ impl WebSocketConnectArgs {
             options: ClientOptions::default(),
             reconnect: None,
             ca_pem: None,
+            keepalive: None,
         }
     }
 }
@@ -263,6 +309,23 @@ impl ExecServerClient {
     /// This connection's session id, a secret that resumes it.
     pub fn session_id(&self) -> Option<String> {
         self.server_info().and_then(|info| info.session_id)
+    }
+
+    /// Resolves when the client is closed for good, with the reason: the
+    /// one error every call fails with from then on (e.g.
+    /// [`ClientError::ServerUnavailable`] when a reconnecting client gave
+    /// up on its server, [`ClientError::Closed`] after a plain close).
+    pub async fn closed(&self) -> ClientError {
+        let mut ended = self
+            .inner
+            .routes
+            .lock()
+            .expect("lock poisoned")
+            .subscribe_ended();
+        match ended.wait_for(Option::is_some).await {
+            Ok(error) => error.clone().unwrap_or(ClientError::Closed),
+            Err(_) => ClientError::Closed,
+        }
     }
 
     /// Notifications that no live handle claimed. Can be taken once; until

@@ -22,12 +22,13 @@ use exec_server_protocol::v0::{InitializeParams, InitializeResponse, method};
 use exec_server_protocol::wire::DecodedServerMessage;
 use exec_server_protocol::{ClientMessage, RequestId, RpcError, ServerMessage, ServerNotification};
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::client::{
     ClientError, ClientEvent, ExecServerClient, Inner, WebSocketConnectArgs, decode,
 };
 use crate::process::ProcessEvent;
+use crate::route;
 use crate::session::ExecEvent;
 use crate::transport::{self, Inbound};
 
@@ -73,6 +74,8 @@ pub(crate) struct Routes {
     unclaimed: Option<mpsc::Sender<ClientEvent>>,
     unclaimed_rx: Option<mpsc::Receiver<ClientEvent>>,
     closed: bool,
+    /// Why the client closed for good, once it has.
+    ended: watch::Sender<Option<ClientError>>,
 }
 
 impl Routes {
@@ -85,12 +88,13 @@ impl Routes {
             unclaimed: Some(tx),
             unclaimed_rx: Some(rx),
             closed: false,
+            ended: watch::Sender::new(None),
         }
     }
 
     pub fn add_pending(&mut self, id: RequestId, pending: Pending) -> Result<(), ClientError> {
         if self.closed {
-            return Err(ClientError::Closed);
+            return Err(self.ended.borrow().clone().unwrap_or(ClientError::Closed));
         }
         self.pending.insert(id, pending);
         Ok(())
@@ -98,6 +102,10 @@ impl Routes {
 
     pub fn remove_pending(&mut self, id: &RequestId) {
         self.pending.remove(id);
+    }
+
+    pub fn subscribe_ended(&self) -> watch::Receiver<Option<ClientError>> {
+        self.ended.subscribe()
     }
 
     pub fn take_unclaimed(&mut self) -> Option<mpsc::Receiver<ClientEvent>> {
@@ -126,18 +134,18 @@ pub(crate) async fn run(
         return;
     };
     let (control_tx, mut control) = mpsc::unbounded_channel();
-    loop {
+    let ended = loop {
         tokio::select! {
             message = inbound.recv() => match message {
                 Some(message) => handle(&routes, message).await,
                 None => {
                     let resumed = match &reconnect {
                         Some(args) => resume(args, &inner, &routes, &control_tx).await,
-                        None => None,
+                        None => Err(ClientError::Closed),
                     };
                     match resumed {
-                        Some(new_inbound) => inbound = new_inbound,
-                        None => break,
+                        Ok(new_inbound) => inbound = new_inbound,
+                        Err(error) => break error,
                     }
                 }
             },
@@ -145,10 +153,13 @@ pub(crate) async fn run(
                 finish_replay(&routes, &process_id, last_seq).await;
             }
         }
-    }
+    };
     let mut routes = lock(&routes);
     routes.closed = true;
-    routes.pending.clear();
+    for (_, pending) in routes.pending.drain() {
+        let _ = pending.reply.send(Err(ended.clone()));
+    }
+    routes.ended.send_replace(Some(ended));
     routes.sessions.clear();
     routes.processes.clear();
     routes.unclaimed = None;
@@ -341,23 +352,37 @@ async fn send_unclaimed(routes: &Mutex<Routes>, event: ClientEvent) {
     }
 }
 
-/// Reconnects and resumes the session. Returns the new inbound stream, or
-/// `None` when the client is gone or every attempt failed.
+/// Reconnects and resumes the session on the server that owns it. Returns
+/// the new inbound stream, or the error the client closes with: the owner
+/// could not be reached within the policy's bounds, or refused the resume.
 async fn resume(
     args: &WebSocketConnectArgs,
     inner: &Weak<Inner>,
     routes: &Arc<Mutex<Routes>>,
     control: &mpsc::UnboundedSender<Control>,
-) -> Option<Inbound> {
+) -> Result<Inbound, ClientError> {
+    let dropped_at = tokio::time::Instant::now();
     let policy = args.reconnect.clone().unwrap_or_default();
-    let token = inner
-        .upgrade()?
+    let info = inner
+        .upgrade()
+        .ok_or(ClientError::Closed)?
         .initialize
         .lock()
         .expect("lock poisoned")
-        .as_ref()?
-        .session_id
-        .clone()?;
+        .clone();
+    let token = info
+        .as_ref()
+        .and_then(|info| info.session_id.clone())
+        .ok_or(ClientError::Closed)?;
+    let server_id = route::server_name(info.as_ref(), &args.url);
+    let mut target = args.clone();
+    target.url = route::resume_url(
+        &args.url,
+        &policy.target,
+        info.as_ref().and_then(|info| info.server_id.as_deref()),
+    );
+    let deadline = dropped_at + policy.give_up_after;
+    let mut last_failure = String::from("no attempt was made");
     {
         // Whatever was in flight got no answer and is not sent again.
         let mut guard = lock(routes);
@@ -371,11 +396,27 @@ async fn resume(
         }
     }
     for attempt in 1..=policy.attempts {
+        if tokio::time::Instant::now() + policy.delay >= deadline {
+            break;
+        }
         tokio::time::sleep(policy.delay).await;
-        let inner_strong = inner.upgrade()?;
-        let Ok((outbound, mut inbound)) = transport::websocket(args).await else {
-            tracing::info!(attempt, "reconnect failed");
-            continue;
+        let inner_strong = inner.upgrade().ok_or(ClientError::Closed)?;
+        target.connect_timeout = args
+            .connect_timeout
+            .min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+        let (outbound, mut inbound) = match transport::websocket(&target).await {
+            Ok(connected) => connected,
+            Err(error) => {
+                tracing::info!(attempt, %error, "reconnect failed");
+                // A timeout cut short by the deadline says less than what
+                // an earlier attempt ran into (a refusal, a 503).
+                let cut_short =
+                    matches!(&error, ClientError::Connect(m) if m.starts_with("timed out"));
+                if !cut_short || attempt == 1 {
+                    last_failure = error.to_string();
+                }
+                continue;
+            }
         };
         let id = inner_strong.next_id();
         let params = InitializeParams {
@@ -388,25 +429,31 @@ async fn resume(
             params: serde_json::to_value(params).ok(),
         };
         if outbound.send(request).await.is_err() {
+            last_failure = "the connection closed before initialize".into();
             continue;
         }
-        let answer = tokio::time::timeout(args.options.initialize_timeout, inbound.recv()).await;
+        let wait = args
+            .options
+            .initialize_timeout
+            .min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+        let answer = tokio::time::timeout(wait, inbound.recv()).await;
         let result = match answer {
             Ok(Some(DecodedServerMessage::Known(ServerMessage::Response {
                 id: Some(got),
                 result,
             }))) if got == id => result,
-            _ => continue,
+            _ => {
+                last_failure = "no answer to initialize".into();
+                continue;
+            }
         };
-        let response: InitializeResponse = match result
-            .map_err(ClientError::Rpc)
-            .and_then(|v| decode(method::INITIALIZE, v))
-        {
-            Ok(response) => response,
+        let response: InitializeResponse = match result {
+            Ok(value) => decode(method::INITIALIZE, value)?,
             Err(error) => {
-                // The session expired or is attached elsewhere: give up.
+                // Expired, attached elsewhere, or owned by another server:
+                // trying again cannot help.
                 tracing::warn!(%error, "the server refused to resume the session");
-                return None;
+                return Err(route::refusal_error(error));
             }
         };
         *inner_strong.outbound.lock().expect("lock poisoned") = outbound;
@@ -415,6 +462,7 @@ async fn resume(
             inner: inner_strong,
         };
         if client.notify_initialized().await.is_err() {
+            last_failure = "the connection closed after initialize".into();
             continue;
         }
         let replays: Vec<(String, u64)> = lock(routes)
@@ -432,9 +480,17 @@ async fn resume(
             ));
         }
         tracing::info!(attempt, "session resumed");
-        return Some(inbound);
+        return Ok(inbound);
     }
-    None
+    let waited = dropped_at.elapsed();
+    Err(ClientError::ServerUnavailable {
+        server_id,
+        reason: format!(
+            "{last_failure} (gave up reconnecting to {} after {:.1} s)",
+            route::without_query(&target.url),
+            waited.as_secs_f64()
+        ),
+    })
 }
 
 /// Reads what a handle missed and delivers it, then hands back to the

@@ -29,7 +29,10 @@
 //! when the connection drops, replaying each handle's missed output from its
 //! last `seq` and reporting gaps as [`ProcessEvent::Gap`]; requests that were
 //! in flight fail with [`ClientError::ConnectionLost`] and are never sent
-//! twice.
+//! twice. Behind a load balancer the resume goes to the server that owns
+//! the session ([`ResumeTarget`]); when that server is gone the client
+//! gives up within the policy's bounds with one
+//! [`ClientError::ServerUnavailable`] naming it ([`ExecServerClient::closed`]).
 //!
 //! ```no_run
 //! use exec_server_client::{ClientOptions, ExecServerClient};
@@ -57,11 +60,12 @@ mod collect;
 mod dispatch;
 mod local;
 mod process;
+mod route;
 mod session;
 mod transport;
 
 pub use client::{
-    ClientError, ClientEvent, ClientOptions, ExecServerClient, ReconnectPolicy,
+    ClientError, ClientEvent, ClientOptions, ExecServerClient, ReconnectPolicy, ResumeTarget,
     WebSocketConnectArgs,
 };
 pub use collect::{Budgeted, Collected};

@@ -188,8 +188,29 @@ pub(crate) async fn websocket(
     let (mut sink, mut stream) = socket.split();
     let (out_tx, mut out_rx) = mpsc::channel::<ClientMessage>(OUTGOING_CAPACITY);
     let (in_tx, in_rx) = mpsc::channel(INBOUND_CAPACITY);
+    let keepalive = args.keepalive;
     tokio::spawn(async move {
-        while let Some(message) = out_rx.recv().await {
+        // Pings keep a quiet connection open through proxies that close
+        // idle ones; the server's pong is traffic in the other direction.
+        let mut pings = keepalive.map(|period| {
+            let mut interval =
+                tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            interval
+        });
+        loop {
+            let message = tokio::select! {
+                message = out_rx.recv() => match message {
+                    Some(message) => message,
+                    None => break,
+                },
+                _ = async { pings.as_mut().expect("guarded").tick().await }, if pings.is_some() => {
+                    if sink.send(Message::Ping(Default::default())).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            };
             let mut next = Some(message);
             while let Some(message) = next.take() {
                 let mut buf = Vec::new();

@@ -216,6 +216,7 @@ async fn resumable_client() -> (Proxy, ExecServerClient) {
     args.reconnect = Some(ReconnectPolicy {
         attempts: 20,
         delay: Duration::from_millis(50),
+        ..Default::default()
     });
     let client = ExecServerClient::connect_websocket(args).await.unwrap();
     (proxy, client)

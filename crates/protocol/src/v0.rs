@@ -43,6 +43,10 @@ pub struct InitializeResponse {
     /// True when `resumeSessionId` was accepted.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub resumed: bool,
+    /// This server's public name in a fleet (`--server-id`). A client
+    /// resumes its session through a balancer by routing to this name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_id: Option<String>,
     /// The server's limits, so clients can size their requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<ServerLimits>,

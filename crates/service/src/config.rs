@@ -5,6 +5,8 @@ use std::time::Duration;
 use exec_server_core::retention::DEFAULT_RETAINED_BYTES;
 use exec_server_protocol::DEFAULT_MAX_MESSAGE_BYTES;
 
+use crate::fleet::ServerId;
+
 /// Limits and defaults that apply to every connection (SPEC 3.3).
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -24,6 +26,8 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Longest `process/wait` or `process/read` long-poll.
     pub max_wait: Duration,
+    /// This server's public name in a fleet (`--server-id`).
+    pub server_id: ServerId,
 }
 
 impl Default for ServerConfig {
@@ -36,6 +40,7 @@ impl Default for ServerConfig {
             detach_ttl: Duration::from_millis(30_000),
             shutdown_grace: Duration::ZERO,
             max_wait: Duration::from_secs(3600),
+            server_id: ServerId::from_host_name(),
         }
     }
 }

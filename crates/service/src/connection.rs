@@ -231,6 +231,7 @@ impl Connection {
         let params: v0::InitializeParams = decode_params(params)?;
         let (session, resumed) = match &params.resume_session_id {
             Some(token) => {
+                crate::fleet::check_owner(&self.server.config().server_id, token)?;
                 let session = Session::resume(&self.server, token, self.out.clone())
                     .map_err(|error| RpcError::invalid_request(error.to_string()))?;
                 (session, true)
@@ -248,6 +249,7 @@ impl Connection {
             server_version: Some(env!("CARGO_PKG_VERSION").into()),
             session_id: Some(token),
             resumed,
+            server_id: Some(config.server_id.to_string()),
             limits: Some(v0::ServerLimits {
                 max_message_bytes: config.max_message_bytes as u64,
                 max_processes_per_connection: config.max_processes_per_connection as u64,

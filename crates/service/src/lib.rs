@@ -26,12 +26,16 @@
 //!   every live process group, killed on shutdown.
 //! - [`listen`] parses `--listen` URLs; [`security`] decides who may open
 //!   a websocket connection (origin and bearer token).
+//! - [`fleet`] is what a fleet of servers behind a load balancer needs:
+//!   the server id, routable endpoint paths, owner-stamped session ids and
+//!   the [`Drain`](fleet::Drain) state of a graceful shutdown.
 //!
 //! The in-process client uses [`connect_in_process`]: the same connection
 //! handler over channels, with no serialization at all.
 
 pub mod config;
 pub mod connection;
+pub mod fleet;
 pub mod listen;
 pub mod security;
 pub mod transport;
@@ -67,6 +71,7 @@ struct ServerInner {
     /// be empty. Killed on shutdown.
     groups: ProcessGroups,
     sessions: session::SessionRegistry,
+    drain: fleet::Drain,
 }
 
 impl Server {
@@ -76,12 +81,23 @@ impl Server {
                 config,
                 groups: ProcessGroups::new(),
                 sessions: session::SessionRegistry::default(),
+                drain: fleet::Drain::default(),
             }),
         }
     }
 
     pub fn config(&self) -> &ServerConfig {
         &self.inner.config
+    }
+
+    /// Whether a graceful shutdown has begun (`/readyz` answers 503).
+    pub fn drain(&self) -> &fleet::Drain {
+        &self.inner.drain
+    }
+
+    /// Sessions alive on this server, attached or detached.
+    pub fn session_count(&self) -> usize {
+        self.inner.sessions.len()
     }
 
     pub(crate) fn groups(&self) -> &ProcessGroups {

@@ -152,7 +152,7 @@ impl Session {
     /// A new session attached to a connection, registered for resumption.
     pub fn create(server: &Server, out: mpsc::Sender<ServerMessage>) -> Arc<Session> {
         let session = Arc::new(Session {
-            token: new_token(),
+            token: crate::fleet::session_id(&server.config().server_id, &new_token()),
             server: server.clone(),
             state: Mutex::new(SessionState {
                 processes: HashMap::new(),

@@ -1,10 +1,12 @@
 //! Websocket transport: one JSON message per text (or binary) frame, many
 //! independent connections per listener, over plain TCP or TLS.
 //!
-//! HTTP routes: `GET /readyz` answers 200 without authentication and says
-//! nothing else; `/` is the websocket endpoint, where the
-//! [`AccessPolicy`] (origin, then token) and the connection limit are
-//! checked before the upgrade.
+//! HTTP routes: `GET /readyz` (200 naming the server id, 503 while
+//! draining) and `GET /livez` (200 while the process serves) answer without
+//! authentication and say nothing else; `PREFIX/` and `PREFIX/SERVER_ID/`
+//! are the websocket endpoint (see [`crate::fleet`]), where the
+//! [`AccessPolicy`] (origin, then token), the routing rules and the
+//! connection limit are checked before the upgrade.
 
 use std::io;
 use std::net::SocketAddr;
@@ -29,6 +31,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use super::{JsonRpcEcho, WRITE_BATCH_BYTES, decode_incoming};
+use crate::fleet::{self, PathPrefix, PathTarget};
 use crate::security::{AccessPolicy, Refusal};
 use crate::{INCOMING_CAPACITY, Incoming, OUTGOING_CAPACITY, Server, serve_connection};
 
@@ -38,6 +41,8 @@ pub struct WebSocketOptions {
     pub policy: AccessPolicy,
     /// Open websocket connections allowed at once; more get HTTP 503.
     pub max_connections: usize,
+    /// Where the endpoint lives (`--path-prefix`); the root by default.
+    pub path_prefix: PathPrefix,
 }
 
 impl Default for WebSocketOptions {
@@ -45,6 +50,7 @@ impl Default for WebSocketOptions {
         WebSocketOptions {
             policy: AccessPolicy::default(),
             max_connections: 1024,
+            path_prefix: PathPrefix::default(),
         }
     }
 }
@@ -57,15 +63,23 @@ struct WsState {
 }
 
 fn router(server: Server, options: WebSocketOptions) -> Router {
+    let endpoints = options.path_prefix.endpoint_routes();
     let state = WsState {
         server,
         options: Arc::new(options),
         open: Arc::default(),
     };
-    Router::new()
-        .route("/", get(upgrade))
-        .route("/readyz", get(|| async { "ok\n" }))
-        .with_state(state)
+    let mut router = Router::new()
+        .route("/readyz", get(readyz))
+        .route("/livez", get(|| async { "ok\n" }));
+    for path in endpoints {
+        router = router.route(&path, get(upgrade));
+    }
+    router.with_state(state)
+}
+
+async fn readyz(State(state): State<WsState>) -> (StatusCode, String) {
+    fleet::readiness(&state.server.config().server_id, state.server.drain())
 }
 
 /// Serves websocket connections on `listener` with default options (no
@@ -152,6 +166,20 @@ async fn upgrade(
                 "missing or invalid bearer token\n",
             )
                 .into_response();
+        }
+    }
+    let own = &state.server.config().server_id;
+    match fleet::path_target(&state.options.path_prefix, own, uri.path()) {
+        PathTarget::ThisServer => {}
+        PathTarget::Pool if state.server.drain().is_draining() => {
+            let body = format!("server {own} is draining: start new sessions on another server\n");
+            return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
+        }
+        PathTarget::Pool => {}
+        PathTarget::OtherServer(named) => {
+            let body =
+                format!("this is server {own}, not {named:?}: check the balancer's routes\n");
+            return (StatusCode::MISDIRECTED_REQUEST, body).into_response();
         }
     }
     let upgrade = match upgrade {
