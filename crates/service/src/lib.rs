@@ -43,10 +43,12 @@ pub mod transport;
 #[doc(hidden)]
 pub mod fuzzing;
 
+mod context;
+mod error;
 mod forwarder;
-mod process_api;
+mod handlers;
+mod router;
 mod session;
-mod v0;
 
 use std::sync::Arc;
 
