@@ -284,6 +284,11 @@ pub struct ReadResponse {
     pub exit_code: Option<i32>,
     /// All output delivered and the process reaped.
     pub closed: bool,
+    /// The answer reached the newest output: nothing after `nextSeq`
+    /// existed when it was made. False when `maxBytes` cut it short: read
+    /// again from `nextSeq`. (Absent from older servers; read as false.)
+    #[serde(default)]
+    pub complete: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -465,6 +465,8 @@ fn read_retained(entry: &ProcessEntry, after_seq: u64, max_bytes: usize) -> Read
     let closed = entry.is_closed();
     let read = handle.read_after(after_seq, max_bytes);
     let last_chunk = read.chunks.last().map_or(0, |c| c.seq);
+    // Complete: every chunk after `after_seq` is in this answer, so it
+    // covers everything up to the progress read above (the exit included).
     let next_seq = if read.complete {
         after_seq.max(latest).max(last_chunk)
     } else {
@@ -485,5 +487,6 @@ fn read_retained(entry: &ProcessEntry, after_seq: u64, max_bytes: usize) -> Read
         exited: status.is_some(),
         exit_code: status.map(|s| s.code_or_signal()),
         closed,
+        complete: read.complete,
     }
 }
