@@ -322,18 +322,23 @@ pub(crate) async fn list(cx: &mut Context, params: ListParams) -> Result<ListRes
                     .all(|(k, v)| entry.meta.labels.get(k) == Some(v))
             })
         })
-        .map(|entry| ProcessInfo {
-            process_id: entry.id.clone(),
-            pid: entry.handle.pid(),
-            argv: entry.meta.argv.clone(),
-            tty: entry.meta.tty,
-            labels: entry.meta.labels.clone(),
-            running: entry.running(),
-            exit_code: entry.handle.exit_status().map(|s| s.code_or_signal()),
-        })
+        .map(|entry| process_info(entry))
         .collect();
     processes.sort_by(|a, b| a.process_id.cmp(&b.process_id));
     Ok(ListResponse { processes })
+}
+
+/// What `process/list` says about one process.
+fn process_info(entry: &ProcessEntry) -> ProcessInfo {
+    ProcessInfo {
+        process_id: entry.id.clone(),
+        pid: entry.handle.pid(),
+        argv: entry.meta.argv.clone(),
+        tty: entry.meta.tty,
+        labels: entry.meta.labels.clone(),
+        running: entry.running(),
+        exit_code: entry.handle.exit_status().map(|s| s.code_or_signal()),
+    }
 }
 
 pub(crate) async fn release(
