@@ -117,6 +117,9 @@ macro_rules! for_each_method {
             /// `process/list`: the session's processes, optionally by labels.
             process::list => ProcessList = "process/list",
                 $crate::process::ListParams => $crate::process::ListResponse;
+            /// `process/status`: one process, as `process/list` describes it.
+            process::status => ProcessStatus = "process/status",
+                $crate::process::ProcessIdParams => $crate::process::ProcessInfo;
             /// `process/release`: forgets an exited process and its output.
             process::release => ProcessRelease = "process/release",
                 $crate::process::ProcessIdParams => $crate::process::EmptyResponse;

@@ -328,6 +328,15 @@ pub(crate) async fn list(cx: &mut Context, params: ListParams) -> Result<ListRes
     Ok(ListResponse { processes })
 }
 
+/// One process's status: cheaper than a snapshot, narrower than a list.
+pub(crate) async fn status(
+    cx: &mut Context,
+    params: ProcessIdParams,
+) -> Result<ProcessInfo, ApiError> {
+    let entry = process(cx, &params.process_id)?;
+    Ok(process_info(&entry))
+}
+
 /// What `process/list` says about one process.
 fn process_info(entry: &ProcessEntry) -> ProcessInfo {
     ProcessInfo {
