@@ -18,15 +18,15 @@
 //!   request and [`decode_result`] reads `M::Result` back.
 //!
 //! # Adding a method
-//! Add one entry to [`for_each_method!`] and write its handler, an
+//! Add one entry to [`for_each_method!`](crate::for_each_method) and write its handler, an
 //! `async fn` at the path the entry names under the server's `handlers`
 //! module. Nothing else: the schema test then asks you to regenerate the
 //! committed schema (`UPDATE_SCHEMA=1 cargo test -p exec-server-protocol
 //! schema`).
 //!
 //! # The table macros
-//! [`for_each_method!`], [`for_each_server_notification!`] and
-//! [`for_each_client_notification!`] take the name of a `macro_rules!`
+//! [`for_each_method!`](crate::for_each_method), [`for_each_server_notification!`](crate::for_each_server_notification) and
+//! [`for_each_client_notification!`](crate::for_each_client_notification) take the name of a `macro_rules!`
 //! macro in scope and call it once with every entry of their table. A
 //! method entry reads
 //!
@@ -38,7 +38,7 @@
 //! where `area::name` is the method's Rust name (the server's handler is
 //! `handlers::area::name`) and `TypeName` the type defined in this module.
 //! A notification entry reads `TypeName = "wire/name", ParamsType;`, and
-//! `TypeName` is also the name of its [`ServerNotification`] variant.
+//! `TypeName` is also the name of its [`ServerNotification`](crate::ServerNotification) variant.
 //! Callbacks match every part and may ignore what they do not need. For
 //! code that only needs each type, [`visit_methods`] and friends call a
 //! generic visitor instead.

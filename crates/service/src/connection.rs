@@ -1,8 +1,7 @@
 //! One connection: the read loop, the handshake, the ordering rule, and
 //! what happens when it ends. What a request *does* is elsewhere: the
-//! router ([`crate::router`], generated from the method table) calls a
-//! handler ([`crate::handlers`]) over the connection's
-//! [`Context`](crate::context::Context).
+//! router (`router.rs`, generated from the method table) calls a handler
+//! (`handlers/`) over the connection's `Context`.
 //!
 //! [`serve_connection`] reads [`Incoming`] messages in order and handles
 //! each request before reading the next, so requests on one connection take

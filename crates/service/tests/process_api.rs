@@ -605,6 +605,33 @@ async fn list_filters_by_labels_and_release_forgets_exited_records() {
 }
 
 #[tokio::test]
+async fn status_describes_one_process_as_list_does() {
+    let mut conn = Conn::ready(default()).await;
+    let params = api::StartParams {
+        labels: labels(&[("role", "batch")]),
+        stdin: Some(StdinKind::Pipe),
+        ..cat("s")
+    };
+    let started = conn.ok::<ProcessStart>(params).await;
+    let running = conn.ok::<ProcessStatus>(id("s")).await;
+    assert_eq!(running.pid, started.pid);
+    assert!(running.running);
+    assert_eq!(running.exit_code, None);
+    assert_eq!(running.labels, labels(&[("role", "batch")]));
+    let listed = conn.ok::<ProcessList>(ListParams::default()).await;
+    assert_eq!(listed.processes, vec![running]);
+    conn.ok::<ProcessCloseStdin>(id("s")).await;
+    conn.exited("s").await;
+    let done = conn.ok::<ProcessStatus>(id("s")).await;
+    assert!(!done.running);
+    assert_eq!(done.exit_code, Some(0));
+    assert_eq!(
+        conn.err::<ProcessStatus>(id("nope")).await,
+        rpc_error(-32600, "unknown process id nope")
+    );
+}
+
+#[tokio::test]
 async fn the_exited_records_cap_evicts_the_oldest() {
     let mut conn = Conn::ready(ServerConfig {
         max_exited_records: 2,
