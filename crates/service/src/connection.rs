@@ -29,7 +29,7 @@ use crate::Server;
 use crate::context::Context;
 use crate::error::ApiError;
 use crate::forwarder::Target;
-use crate::router::{self, Reply};
+use crate::router::{self, Deferred, Reply};
 
 /// What a transport hands to the connection.
 #[derive(Debug)]
@@ -181,13 +181,7 @@ impl Connection {
         .await
     }
 
-    async fn defer(
-        &mut self,
-        id: RequestId,
-        future: std::pin::Pin<
-            Box<dyn std::future::Future<Output = Result<Value, ApiError>> + Send>,
-        >,
-    ) -> Flow {
+    async fn defer(&mut self, id: RequestId, future: Deferred<Value>) -> Flow {
         while self.deferred.try_join_next().is_some() {}
         if self.deferred.len() >= MAX_DEFERRED {
             let error = ApiError::TooManyWaits {

@@ -24,8 +24,11 @@ use crate::handlers;
 /// following requests.
 pub(crate) enum Reply<T> {
     Now(Result<T, ApiError>),
-    Later(Pin<Box<dyn Future<Output = Result<T, ApiError>> + Send>>),
+    Later(Deferred<T>),
 }
+
+/// An answer still being computed.
+pub(crate) type Deferred<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>> + Send>>;
 
 impl<T> Reply<T> {
     /// An answer computed by `future` in a task of its own.
