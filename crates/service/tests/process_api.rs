@@ -715,10 +715,12 @@ async fn detached_processes_die_when_their_ttl_expires() {
         .await
         .unwrap();
     conn.initialized().await;
-    let script = format!("echo $$; sleep 2; touch {}", marker.display());
+    // The TTL leaves room to see the process outlive its connection on a
+    // loaded machine; the marker would come long after the TTL.
+    let script = format!("echo $$; sleep 10; touch {}", marker.display());
     let detached = api::StartParams {
         on_disconnect: Some(OnDisconnect::Detach),
-        detach_ttl_ms: Some(1000),
+        detach_ttl_ms: Some(2000),
         ..start_as("d", &script)
     };
     conn.ok::<ProcessStart>(detached).await;

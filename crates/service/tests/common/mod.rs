@@ -193,13 +193,42 @@ impl Conn {
             .expect("the connection is open")
     }
 
-    /// Everything process `id` reports until `process/closed`; other
-    /// processes' notifications are dropped.
+    /// The next notification about process `id`. Notifications about
+    /// other processes stay queued, in order, for later calls.
+    pub async fn next_for(&mut self, id: &str) -> ServerNotification {
+        let about = |n: &ServerNotification| match n {
+            ServerNotification::ProcessOutput(o) => o.process_id == id,
+            ServerNotification::ProcessExited(e) => e.process_id == id,
+            ServerNotification::ProcessClosed(c) => c.process_id == id,
+            ServerNotification::ExecOutputDelta(d) => d.session_id == id,
+            ServerNotification::ExecExited(e) => e.session_id == id,
+        };
+        if let Some(at) = self.notifications.iter().position(about) {
+            return self.notifications.remove(at).expect("present");
+        }
+        loop {
+            match self.recv().await {
+                ServerMessage::Notification(n) if about(&n) => return n,
+                ServerMessage::Notification(n) => self.notifications.push_back(n),
+                ServerMessage::Response {
+                    id: Some(request),
+                    result,
+                } => {
+                    self.responses.insert(request, result);
+                }
+                ServerMessage::Response { id: None, result } => {
+                    panic!("a response without id: {result:?}")
+                }
+            }
+        }
+    }
+
+    /// Everything process `id` reports until `process/closed`.
     pub async fn report(&mut self, id: &str) -> Report {
         let mut r = Report::default();
         while !r.closed {
-            match self.notification().await {
-                ServerNotification::ProcessOutput(o) if o.process_id == id => {
+            match self.next_for(id).await {
+                ServerNotification::ProcessOutput(o) => {
                     r.seqs.push(o.seq);
                     match o.stream {
                         api::ProcessStream::Stdout => r.stdout.extend_from_slice(&o.chunk),
@@ -208,16 +237,16 @@ impl Conn {
                     }
                     r.order.push("output");
                 }
-                ServerNotification::ProcessExited(e) if e.process_id == id => {
+                ServerNotification::ProcessExited(e) => {
                     r.seqs.push(e.seq);
                     r.exited = Some(e);
                     r.order.push("exited");
                 }
-                ServerNotification::ProcessClosed(c) if c.process_id == id => {
+                ServerNotification::ProcessClosed(_) => {
                     r.closed = true;
                     r.order.push("closed");
                 }
-                _ => {}
+                other => panic!("not a process/* notification: {other:?}"),
             }
         }
         r
@@ -227,9 +256,7 @@ impl Conn {
     pub async fn pty_until(&mut self, id: &str, needle: &str) -> String {
         let mut seen = Vec::new();
         while !String::from_utf8_lossy(&seen).contains(needle) {
-            if let ServerNotification::ProcessOutput(o) = self.notification().await
-                && o.process_id == id
-            {
+            if let ServerNotification::ProcessOutput(o) = self.next_for(id).await {
                 seen.extend_from_slice(&o.chunk);
             }
         }
@@ -239,9 +266,7 @@ impl Conn {
     /// The next output chunk of process `id`.
     pub async fn next_output(&mut self, id: &str) -> Vec<u8> {
         loop {
-            if let ServerNotification::ProcessOutput(o) = self.notification().await
-                && o.process_id == id
-            {
+            if let ServerNotification::ProcessOutput(o) = self.next_for(id).await {
                 return o.chunk.to_vec();
             }
         }
@@ -250,9 +275,7 @@ impl Conn {
     /// Waits for the `process/exited` notification of `id`.
     pub async fn exited(&mut self, id: &str) -> api::ExitedNotification {
         loop {
-            if let ServerNotification::ProcessExited(e) = self.notification().await
-                && e.process_id == id
-            {
+            if let ServerNotification::ProcessExited(e) = self.next_for(id).await {
                 return e;
             }
         }
