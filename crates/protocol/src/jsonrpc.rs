@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{process, v0};
+use crate::methods;
 
 /// JSON-RPC error codes, decided here and nowhere else.
 pub mod codes {
@@ -121,24 +121,42 @@ impl ServerMessage {
     }
 }
 
-/// Every notification the server sends, typed.
-#[derive(Clone, Debug, PartialEq)]
-pub enum ServerNotification {
-    ExecOutputDelta(v0::ExecOutputDeltaNotification),
-    ExecExited(v0::ExecExitedNotification),
-    ProcessOutput(process::OutputNotification),
-    ProcessExited(process::ExitedNotification),
-    ProcessClosed(process::ClosedNotification),
+macro_rules! server_notification_enum {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident = $name:literal, $params:ty;
+    )*) => {
+        /// Every notification the server sends, typed: one variant per entry
+        /// of the notification table ([`crate::methods`]).
+        #[derive(Clone, Debug, PartialEq)]
+        pub enum ServerNotification {
+            $( $(#[$doc])* $variant($params), )*
+        }
+
+        impl ServerNotification {
+            /// Every notification method name, in table order.
+            pub const METHODS: &'static [&'static str] = &[$($name),*];
+
+            /// The notification's method name.
+            pub fn method(&self) -> &'static str {
+                match self {
+                    $( ServerNotification::$variant(_) => {
+                        <methods::$variant as methods::Notification>::NAME
+                    } )*
+                }
+            }
+
+            /// Decodes the params of notification `method`; `None` when this
+            /// version of the protocol does not know `method`.
+            pub fn decode(method: &str, params: &Value) -> Option<Result<Self, serde_json::Error>> {
+                use serde::Deserialize as _;
+                match method {
+                    $( $name => Some(<$params>::deserialize(params).map(ServerNotification::$variant)), )*
+                    _ => None,
+                }
+            }
+        }
+    };
 }
 
-impl ServerNotification {
-    pub fn method(&self) -> &'static str {
-        match self {
-            ServerNotification::ExecOutputDelta(_) => v0::method::EXEC_OUTPUT_DELTA,
-            ServerNotification::ExecExited(_) => v0::method::EXEC_EXITED,
-            ServerNotification::ProcessOutput(_) => process::method::OUTPUT,
-            ServerNotification::ProcessExited(_) => process::method::EXITED,
-            ServerNotification::ProcessClosed(_) => process::method::CLOSED,
-        }
-    }
-}
+crate::for_each_server_notification!(server_notification_enum);

@@ -1,5 +1,6 @@
-//! The process API (`process/*`, SPEC section 3): method names and the
-//! shapes of their params, results and notifications.
+//! The process API (`process/*`, SPEC section 3): the shapes of its
+//! params, results and notifications. Its methods are entries of the
+//! method table ([`crate::methods`]).
 //!
 //! Every process has one `seq` sequence, counting from 1 across its output
 //! chunks and its exit. A client that remembers the last `seq` it saw can
@@ -13,22 +14,26 @@ use bytes::Bytes;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// Method and notification names, exactly as they appear on the wire.
+/// The wire names of the process API, taken from the method table
+/// ([`crate::methods`]), for code written before the table. New code uses
+/// `methods::Type::NAME`; new methods are not added here.
 pub mod method {
-    pub const START: &str = "process/start";
-    pub const WRITE: &str = "process/write";
-    pub const CLOSE_STDIN: &str = "process/closeStdin";
-    pub const RESIZE: &str = "process/resize";
-    pub const SIGNAL: &str = "process/signal";
-    pub const TERMINATE: &str = "process/terminate";
-    pub const WAIT: &str = "process/wait";
-    pub const READ: &str = "process/read";
-    pub const SNAPSHOT: &str = "process/snapshot";
-    pub const LIST: &str = "process/list";
-    pub const RELEASE: &str = "process/release";
-    pub const OUTPUT: &str = "process/output";
-    pub const EXITED: &str = "process/exited";
-    pub const CLOSED: &str = "process/closed";
+    use crate::methods::{self, Method, Notification};
+
+    pub const START: &str = methods::ProcessStart::NAME;
+    pub const WRITE: &str = methods::ProcessWrite::NAME;
+    pub const CLOSE_STDIN: &str = methods::ProcessCloseStdin::NAME;
+    pub const RESIZE: &str = methods::ProcessResize::NAME;
+    pub const SIGNAL: &str = methods::ProcessSignal::NAME;
+    pub const TERMINATE: &str = methods::ProcessTerminate::NAME;
+    pub const WAIT: &str = methods::ProcessWait::NAME;
+    pub const READ: &str = methods::ProcessRead::NAME;
+    pub const SNAPSHOT: &str = methods::ProcessSnapshot::NAME;
+    pub const LIST: &str = methods::ProcessList::NAME;
+    pub const RELEASE: &str = methods::ProcessRelease::NAME;
+    pub const OUTPUT: &str = methods::ProcessOutput::NAME;
+    pub const EXITED: &str = methods::ProcessExited::NAME;
+    pub const CLOSED: &str = methods::ProcessClosed::NAME;
 }
 
 /// A terminal size in character cells.
@@ -279,6 +284,11 @@ pub struct ReadResponse {
     pub exit_code: Option<i32>,
     /// All output delivered and the process reaped.
     pub closed: bool,
+    /// The answer reached the newest output: nothing after `nextSeq`
+    /// existed when it was made. False when `maxBytes` cut it short: read
+    /// again from `nextSeq`. (Absent from older servers; read as false.)
+    #[serde(default)]
+    pub complete: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

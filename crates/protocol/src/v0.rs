@@ -1,5 +1,6 @@
-//! Protocol `exec-server.v0` (SPEC section 2): method names and the exact
-//! shapes of their params, results and notifications.
+//! Protocol `exec-server.v0` (SPEC section 2): the exact shapes of its
+//! params, results and notifications. Its methods are entries of the
+//! method table ([`crate::methods`]).
 
 use std::collections::BTreeMap;
 
@@ -7,15 +8,19 @@ use bytes::Bytes;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// Method and notification names, exactly as they appear on the wire.
+/// The wire names of v0's methods and notifications, taken from the method
+/// table ([`crate::methods`]), for code written before the table. New code
+/// uses `methods::Type::NAME`; new methods are not added here.
 pub mod method {
-    pub const INITIALIZE: &str = "initialize";
-    pub const INITIALIZED: &str = "initialized";
-    pub const EXEC: &str = "command/exec";
-    pub const EXEC_WRITE: &str = "command/exec/write";
-    pub const EXEC_TERMINATE: &str = "command/exec/terminate";
-    pub const EXEC_OUTPUT_DELTA: &str = "command/exec/outputDelta";
-    pub const EXEC_EXITED: &str = "command/exec/exited";
+    use crate::methods::{self, Method, Notification};
+
+    pub const INITIALIZE: &str = methods::Initialize::NAME;
+    pub const INITIALIZED: &str = methods::Initialized::NAME;
+    pub const EXEC: &str = methods::Exec::NAME;
+    pub const EXEC_WRITE: &str = methods::ExecWrite::NAME;
+    pub const EXEC_TERMINATE: &str = methods::ExecTerminate::NAME;
+    pub const EXEC_OUTPUT_DELTA: &str = methods::ExecOutputDelta::NAME;
+    pub const EXEC_EXITED: &str = methods::ExecExited::NAME;
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

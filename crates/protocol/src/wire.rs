@@ -16,6 +16,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use crate::jsonrpc::{ClientMessage, RequestId, RpcError, ServerMessage, ServerNotification};
+use crate::methods::{ExecOutputDelta, Notification, ProcessOutput};
 use crate::{process, v0};
 
 /// The standard-alphabet, padded base64 engine used for every byte field.
@@ -69,8 +70,10 @@ pub struct DecodedClientMessage {
     pub jsonrpc: bool,
 }
 
-/// Why a client message could not be decoded. Each maps to an error
-/// response with `id: null`; the connection stays open.
+/// Why a client message could not be decoded. The server answers each
+/// with an error response with `id: null` (its codes are chosen with every
+/// other error code, in the server's error mapping); the connection stays
+/// open.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum DecodeError {
     /// Not JSON or not UTF-8 (`-32700`).
@@ -79,15 +82,6 @@ pub enum DecodeError {
     /// Valid JSON that is not a JSON-RPC message (`-32600`).
     #[error("invalid request: {0}")]
     NotJsonRpc(String),
-}
-
-impl DecodeError {
-    pub fn into_rpc_error(self) -> RpcError {
-        match &self {
-            DecodeError::Parse(_) => RpcError::parse_error(self.to_string()),
-            DecodeError::NotJsonRpc(_) => RpcError::invalid_request(self.to_string()),
-        }
-    }
 }
 
 /// Deserializes a field that is present (even if `null`) as `Some`.
@@ -226,84 +220,98 @@ pub fn encode_server_message(message: &ServerMessage, jsonrpc: bool, out: &mut V
         ),
         ServerMessage::Notification(ServerNotification::ExecOutputDelta(delta)) => encode_output(
             jsonrpc,
-            b"\"method\":\"command/exec/outputDelta\",\"params\":{\"sessionId\":",
-            &delta.session_id,
-            None,
-            delta.stream.as_str(),
-            &delta.chunk,
+            OutputFrame {
+                method: ExecOutputDelta::NAME,
+                id_key: "sessionId",
+                id: &delta.session_id,
+                seq: None,
+                stream: delta.stream.as_str(),
+                chunk: &delta.chunk,
+            },
             out,
         ),
         ServerMessage::Notification(ServerNotification::ProcessOutput(output)) => encode_output(
             jsonrpc,
-            b"\"method\":\"process/output\",\"params\":{\"processId\":",
-            &output.process_id,
-            Some(output.seq),
-            output.stream.as_str(),
-            &output.chunk,
+            OutputFrame {
+                method: ProcessOutput::NAME,
+                id_key: "processId",
+                id: &output.process_id,
+                seq: Some(output.seq),
+                stream: output.stream.as_str(),
+                chunk: &output.chunk,
+            },
             out,
         ),
         ServerMessage::Notification(notification) => {
-            let method = notification.method();
-            match notification {
-                ServerNotification::ExecExited(params) => write(
-                    out,
-                    &NotificationFrame {
-                        jsonrpc: jsonrpc_member,
-                        method,
-                        params,
-                    },
-                ),
-                ServerNotification::ProcessExited(params) => write(
-                    out,
-                    &NotificationFrame {
-                        jsonrpc: jsonrpc_member,
-                        method,
-                        params,
-                    },
-                ),
-                ServerNotification::ProcessClosed(params) => write(
-                    out,
-                    &NotificationFrame {
-                        jsonrpc: jsonrpc_member,
-                        method,
-                        params,
-                    },
-                ),
-                ServerNotification::ExecOutputDelta(_) | ServerNotification::ProcessOutput(_) => {
-                    unreachable!("output notifications are encoded above")
-                }
-            }
+            encode_notification(notification, jsonrpc_member, out);
         }
     }
 }
 
-/// The hot path: an output notification without an intermediate value.
-/// `prefix` is the method and the id's key; the id is escaped by serde.
-fn encode_output(
-    jsonrpc: bool,
-    prefix: &[u8],
-    id: &str,
+macro_rules! encode_notification {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident = $name:literal, $params:ty;
+    )*) => {
+        /// Any notification through serde (the output ones take the hot
+        /// path above, but this encodes them correctly too).
+        fn encode_notification(
+            notification: &ServerNotification,
+            jsonrpc: Option<&'static str>,
+            out: &mut Vec<u8>,
+        ) {
+            match notification {
+                $( ServerNotification::$variant(params) => write(
+                    out,
+                    &NotificationFrame {
+                        jsonrpc,
+                        method: $name,
+                        params,
+                    },
+                ), )*
+            }
+        }
+    };
+}
+
+crate::for_each_server_notification!(encode_notification);
+
+/// The parts of an output notification, for [`encode_output`].
+struct OutputFrame<'a> {
+    /// The method name: plain ASCII that needs no escaping (a test of the
+    /// method table checks every name).
+    method: &'static str,
+    id_key: &'static str,
+    id: &'a str,
     seq: Option<u64>,
-    stream: &str,
-    chunk: &[u8],
-    out: &mut Vec<u8>,
-) {
-    out.reserve(chunk.len().div_ceil(3) * 4 + id.len() + 128);
+    stream: &'static str,
+    chunk: &'a [u8],
+}
+
+/// The hot path: an output notification without an intermediate value.
+/// The id is escaped by serde; everything else is known to need no
+/// escaping.
+fn encode_output(jsonrpc: bool, frame: OutputFrame<'_>, out: &mut Vec<u8>) {
+    out.reserve(frame.chunk.len().div_ceil(3) * 4 + frame.id.len() + 128);
     if jsonrpc {
         out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",");
     } else {
         out.push(b'{');
     }
-    out.extend_from_slice(prefix);
-    serde_json::to_writer(&mut *out, id).expect("writing to a Vec cannot fail");
-    if let Some(seq) = seq {
+    out.extend_from_slice(b"\"method\":\"");
+    out.extend_from_slice(frame.method.as_bytes());
+    out.extend_from_slice(b"\",\"params\":{\"");
+    out.extend_from_slice(frame.id_key.as_bytes());
+    out.extend_from_slice(b"\":");
+    serde_json::to_writer(&mut *out, frame.id).expect("writing to a Vec cannot fail");
+    if let Some(seq) = frame.seq {
         out.extend_from_slice(b",\"seq\":");
         out.extend_from_slice(seq.to_string().as_bytes());
     }
     out.extend_from_slice(b",\"stream\":\"");
-    out.extend_from_slice(stream.as_bytes());
+    out.extend_from_slice(frame.stream.as_bytes());
     out.extend_from_slice(b"\",\"chunk\":\"");
-    append_base64(chunk, out);
+    append_base64(frame.chunk, out);
     out.extend_from_slice(b"\"}}");
 }
 
@@ -421,17 +429,21 @@ fn decode_output_notification(bytes: &[u8]) -> Option<ServerNotification> {
         chunk: Cow<'a, str>,
     }
 
-    // Both output methods contain `/output`, and the server writes the
-    // method first: a cheap test that keeps other messages off this path.
+    // The server writes the method first: a cheap test that keeps other
+    // messages off this path.
     let head = &bytes[..bytes.len().min(64)];
-    if !head.windows(7).any(|window| window == b"/output") {
+    let names = [ProcessOutput::NAME, ExecOutputDelta::NAME];
+    if !names.iter().any(|name| {
+        head.windows(name.len())
+            .any(|window| window == name.as_bytes())
+    }) {
         return None;
     }
     let frame: Frame = serde_json::from_slice(bytes).ok()?;
     let params = frame.params;
     let chunk = || BASE64.decode(params.chunk.as_bytes()).ok().map(Bytes::from);
     match frame.method.as_ref() {
-        process::method::OUTPUT => {
+        ProcessOutput::NAME => {
             let stream = match params.stream.as_ref() {
                 "stdout" => process::ProcessStream::Stdout,
                 "stderr" => process::ProcessStream::Stderr,
@@ -447,7 +459,7 @@ fn decode_output_notification(bytes: &[u8]) -> Option<ServerNotification> {
                 },
             ))
         }
-        v0::method::EXEC_OUTPUT_DELTA => {
+        ExecOutputDelta::NAME => {
             let stream = match params.stream.as_ref() {
                 "stdout" => v0::ExecOutputStream::Stdout,
                 "stderr" => v0::ExecOutputStream::Stderr,
@@ -470,23 +482,8 @@ fn decode_any_server_message(bytes: &[u8]) -> Result<DecodedServerMessage, Serve
     let raw: RawMessage = serde_json::from_slice(bytes)?;
     if let Some(Value::String(method)) = raw.method {
         let params = raw.params.unwrap_or(Value::Null);
-        let typed = match method.as_str() {
-            v0::method::EXEC_OUTPUT_DELTA => {
-                serde_json::from_value(params).map(ServerNotification::ExecOutputDelta)
-            }
-            v0::method::EXEC_EXITED => {
-                serde_json::from_value(params).map(ServerNotification::ExecExited)
-            }
-            process::method::OUTPUT => {
-                serde_json::from_value(params).map(ServerNotification::ProcessOutput)
-            }
-            process::method::EXITED => {
-                serde_json::from_value(params).map(ServerNotification::ProcessExited)
-            }
-            process::method::CLOSED => {
-                serde_json::from_value(params).map(ServerNotification::ProcessClosed)
-            }
-            _ => return Ok(DecodedServerMessage::UnknownNotification { method, params }),
+        let Some(typed) = ServerNotification::decode(&method, &params) else {
+            return Ok(DecodedServerMessage::UnknownNotification { method, params });
         };
         return typed
             .map(|n| DecodedServerMessage::Known(ServerMessage::Notification(n)))
@@ -507,7 +504,6 @@ fn decode_any_server_message(bytes: &[u8]) -> Result<DecodedServerMessage, Serve
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jsonrpc::codes;
     use serde_json::json;
 
     fn decode(text: &str) -> Result<DecodedClientMessage, DecodeError> {
@@ -565,34 +561,18 @@ mod tests {
             decode_client_message(b"{\"id\":1,\"method\":\"\xff\"}"),
             Err(DecodeError::Parse(_))
         ));
-        assert_eq!(
-            decode("[1,2]").unwrap_err().into_rpc_error().code,
-            codes::INVALID_REQUEST
-        );
-        assert_eq!(
-            decode("{\"id\":1}").unwrap_err().into_rpc_error().code,
-            codes::INVALID_REQUEST
-        );
-        assert_eq!(
-            decode("{\"id\":null,\"method\":\"x\"}")
-                .unwrap_err()
-                .into_rpc_error()
-                .code,
-            codes::INVALID_REQUEST
-        );
+        let not_rpc = |text: &str| matches!(decode(text), Err(DecodeError::NotJsonRpc(_)));
+        assert!(not_rpc("[1,2]"));
+        assert!(not_rpc("{\"id\":1}"));
+        assert!(not_rpc("{\"id\":null,\"method\":\"x\"}"));
         // Regression (fuzzing): ids that could not be echoed exactly.
         for id in ["1.5", "1e3", "14777777777777777777777777777777777"] {
-            let text = format!("{{\"id\":{id},\"method\":\"x\"}}");
-            let code = decode(&text).unwrap_err().into_rpc_error().code;
-            assert_eq!(code, codes::INVALID_REQUEST, "{id}");
+            assert!(
+                not_rpc(&format!("{{\"id\":{id},\"method\":\"x\"}}")),
+                "{id}"
+            );
         }
-        assert_eq!(
-            decode("{\"id\":1,\"method\":5}")
-                .unwrap_err()
-                .into_rpc_error()
-                .code,
-            codes::INVALID_REQUEST
-        );
+        assert!(not_rpc("{\"id\":1,\"method\":5}"));
         let deep = "[".repeat(10_000);
         assert!(matches!(decode(&deep), Err(DecodeError::Parse(_))));
     }

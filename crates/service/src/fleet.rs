@@ -31,11 +31,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use axum::http::StatusCode;
-use exec_server_protocol::RpcError;
-use serde_json::json;
-
 use crate::Server;
+use crate::error::ApiError;
+use axum::http::StatusCode;
 
 /// Longest server id, in bytes. Kubernetes pod names are at most 63.
 pub const MAX_SERVER_ID_BYTES: usize = 128;
@@ -125,15 +123,12 @@ fn owner_of(session_id: &str) -> Option<&str> {
 /// Refuses to resume a session that another server owns, naming the owner
 /// (in the message and as `data.ownerServerId`) so the client can go there.
 /// Ids that name no valid owner pass: the session lookup refuses them.
-pub(crate) fn check_owner(own: &ServerId, session_id: &str) -> Result<(), RpcError> {
+pub(crate) fn check_owner(own: &ServerId, session_id: &str) -> Result<(), ApiError> {
     match owner_of(session_id) {
-        Some(owner) if owner != own.as_str() => {
-            let mut error = RpcError::invalid_request(format!(
-                "cannot resume session: it belongs to server `{owner}`, not `{own}`; reconnect through the route for `{owner}`"
-            ));
-            error.data = Some(json!({"ownerServerId": owner, "serverId": own.as_str()}));
-            Err(error)
-        }
+        Some(owner) if owner != own.as_str() => Err(ApiError::SessionOnOtherServer {
+            owner: owner.to_string(),
+            own: own.to_string(),
+        }),
         _ => Ok(()),
     }
 }
@@ -290,14 +285,15 @@ mod tests {
         let h1 = id("h1");
         let token = session_id(&h1, "0123abcd");
         assert_eq!(token, "h1~0123abcd");
-        assert_eq!(check_owner(&h1, &token), Ok(()));
-        let error = check_owner(&id("h2"), &token).unwrap_err();
+        assert!(check_owner(&h1, &token).is_ok());
+        let error =
+            exec_server_protocol::RpcError::from(check_owner(&id("h2"), &token).unwrap_err());
         assert_eq!(error.code, -32600);
         assert!(error.message.contains("belongs to server `h1`"), "{error}");
         assert_eq!(error.data.unwrap()["ownerServerId"], "h1");
         // Ids without a valid owner are left to the session lookup.
-        assert_eq!(check_owner(&h1, "legacy-token"), Ok(()));
-        assert_eq!(check_owner(&h1, "bad/owner~x"), Ok(()));
+        assert!(check_owner(&h1, "legacy-token").is_ok());
+        assert!(check_owner(&h1, "bad/owner~x").is_ok());
     }
 
     #[test]

@@ -4,34 +4,52 @@
 //! Data flow for one connection:
 //!
 //! ```text
-//! transport reader ──Incoming──▶ connection (router + handlers) ──ServerMessage──▶ transport writer
-//!                                      │  spawn, write, terminate           ▲
-//!                                      ▼                                    │
-//!                               process core ──ProcessEvent──▶ forwarder ───┘
+//! transport reader ──Incoming──▶ connection ──▶ router ──▶ handlers::AREA::NAME(&mut Context, Params)
+//!                                (handshake,     (from the      │ Result<M::Result, ApiError>
+//!                                 order)          method table) ▼
+//!                                    └──────── response ──ServerMessage──▶ transport writer
+//!                                                                                  ▲
+//!            process core ──ProcessEvent──▶ forwarder ──notifications──────────────┘
 //! ```
 //!
 //! - [`transport`] turns bytes into [`Incoming`] messages and
 //!   [`ServerMessage`](exec_server_protocol::ServerMessage)s back into bytes:
 //!   newline-delimited stdio and websocket frames. A transport is a pair of
 //!   bounded channels; the handler never sees bytes or sockets.
-//! - [`connection`] owns one connection's state: the handshake, its
-//!   processes, and their cleanup when it ends. It routes each request to
-//!   a typed handler and maps errors to JSON-RPC codes in one place.
+//! - [`connection`] reads one connection's messages in order: the
+//!   handshake gate, one request at a time, answers deferred to their own
+//!   task (`process/wait`, long-poll `process/read`), the start of a new
+//!   process's forwarder once its response is queued, and cleanup when the
+//!   connection ends.
+//! - `router` is generated from the method table
+//!   ([`exec_server_protocol::methods`]): it decodes a request's params
+//!   into `M::Params`, calls `handlers::AREA::NAME` (the path the table
+//!   entry names) and encodes `M::Result`. A table entry without a handler
+//!   does not compile.
+//! - `handlers` — one `async fn` per method over a `Context` (the server,
+//!   the session, the hand-off to forwarders): `handshake` (`initialize`),
+//!   `v0` (SPEC section 2), `process` (SPEC section 3).
+//! - `error` — `ApiError`, every way a request fails, and the one mapping
+//!   to JSON-RPC codes and messages (v0's exact messages included).
 //! - `session` holds a client's processes; a session outlives its
-//!   connection while it has detached processes (SPEC 3.2).
-//! - `v0` implements protocol `exec-server.v0` (SPEC section 2) and
-//!   `process_api` the process API (SPEC section 3); `forwarder` turns
-//!   process events into notifications.
-//! - [`Server`] is what all connections share: configuration and the set of
-//!   every live process group, killed on shutdown.
+//!   connection while it has detached processes (SPEC 3.2). `forwarder`
+//!   turns process events into notifications.
+//! - [`Server`] is what all connections share: configuration, sessions and
+//!   the set of every live process group, killed on shutdown.
 //! - [`listen`] parses `--listen` URLs; [`security`] decides who may open
 //!   a websocket connection (origin and bearer token).
 //! - [`fleet`] is what a fleet of servers behind a load balancer needs:
 //!   the server id, routable endpoint paths, owner-stamped session ids and
 //!   the [`Drain`](fleet::Drain) state of a graceful shutdown.
 //!
+//! **Adding a method**: an entry in
+//! [`for_each_method!`](exec_server_protocol::for_each_method) and an
+//! `async fn` in `handlers/AREA.rs`; the router, the schema and clients'
+//! typed calls follow.
+//!
 //! The in-process client uses [`connect_in_process`]: the same connection
-//! handler over channels, with no serialization at all.
+//! handler over channels, with no serialization at all. The in-memory
+//! tests (`tests/`) drive it the same way.
 
 pub mod config;
 pub mod connection;
@@ -43,10 +61,12 @@ pub mod transport;
 #[doc(hidden)]
 pub mod fuzzing;
 
+mod context;
+mod error;
 mod forwarder;
-mod process_api;
+mod handlers;
+mod router;
 mod session;
-mod v0;
 
 use std::sync::Arc;
 

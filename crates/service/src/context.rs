@@ -1,0 +1,96 @@
+//! [`Context`]: what a handler may touch — the server's shared state, this
+//! connection's session, and the hand-off of newly started processes to
+//! their forwarders. Nothing about bytes, ordering or the handshake: those
+//! stay in [`crate::connection`].
+
+use std::sync::Arc;
+
+use exec_server_core::ProcessEvent;
+use exec_server_protocol::ServerMessage;
+use tokio::sync::mpsc;
+
+use crate::error::ApiError;
+use crate::session::{ProcessEntry, Session};
+use crate::{Server, ServerConfig};
+
+/// One connection's state as the handlers see it.
+pub(crate) struct Context {
+    server: Server,
+    /// The connection's outgoing channel (responses and notifications).
+    out: mpsc::Sender<ServerMessage>,
+    /// Set by `initialize`; every other handler runs after it.
+    session: Option<Arc<Session>>,
+    /// Processes started by the current request, whose forwarders the
+    /// connection starts once the response is queued (a client learns a
+    /// process's id before it sees output for it).
+    pending_starts: Vec<PendingStart>,
+}
+
+/// A started process waiting for its forwarder.
+pub(crate) type PendingStart = (Arc<ProcessEntry>, mpsc::Receiver<ProcessEvent>);
+
+impl Context {
+    pub fn new(server: Server, out: mpsc::Sender<ServerMessage>) -> Self {
+        Context {
+            server,
+            out,
+            session: None,
+            pending_starts: Vec::new(),
+        }
+    }
+
+    pub fn server(&self) -> &Server {
+        &self.server
+    }
+
+    pub fn config(&self) -> &ServerConfig {
+        self.server.config()
+    }
+
+    pub fn out(&self) -> &mpsc::Sender<ServerMessage> {
+        &self.out
+    }
+
+    /// This connection's session (always set once initialized).
+    pub fn session(&self) -> Result<&Arc<Session>, ApiError> {
+        self.session
+            .as_ref()
+            .ok_or_else(|| ApiError::Internal("no session after the handshake".into()))
+    }
+
+    /// Attaches the session created or resumed by `initialize`.
+    pub fn set_session(&mut self, session: Arc<Session>) {
+        self.session = Some(session);
+    }
+
+    /// Detaches the session when the connection ends.
+    pub fn take_session(&mut self) -> Option<Arc<Session>> {
+        self.session.take()
+    }
+
+    /// Refuses a new process when the connection is at its limit.
+    pub fn check_process_limit(&self) -> Result<(), ApiError> {
+        let limit = self.config().max_processes_per_connection;
+        if self.session()?.running_count() >= limit {
+            return Err(ApiError::TooManyProcesses { limit });
+        }
+        Ok(())
+    }
+
+    /// Registers a started process in the session and arranges for its
+    /// events to be forwarded once the current response is queued.
+    pub fn start_forwarding(
+        &mut self,
+        entry: Arc<ProcessEntry>,
+        events: mpsc::Receiver<ProcessEvent>,
+    ) -> Result<(), ApiError> {
+        self.session()?.insert(entry.clone());
+        self.pending_starts.push((entry, events));
+        Ok(())
+    }
+
+    /// The processes started by the request just answered.
+    pub fn take_pending_starts(&mut self) -> Vec<PendingStart> {
+        std::mem::take(&mut self.pending_starts)
+    }
+}

@@ -1,0 +1,41 @@
+//! `initialize` (SPEC 1.3, 3.2): creates this connection's session or
+//! resumes a detached one. The connection lets it through only as the
+//! first request; `initialized` is a notification the connection handles.
+
+use exec_server_protocol::v0::{InitializeParams, InitializeResponse, ServerLimits};
+
+use crate::context::Context;
+use crate::error::ApiError;
+use crate::session::Session;
+
+pub(crate) async fn initialize(
+    cx: &mut Context,
+    params: InitializeParams,
+) -> Result<InitializeResponse, ApiError> {
+    let (session, resumed) = match &params.resume_session_id {
+        Some(token) => {
+            crate::fleet::check_owner(&cx.config().server_id, token)?;
+            (Session::resume(cx.server(), token, cx.out().clone())?, true)
+        }
+        None => (Session::create(cx.server(), cx.out().clone()), false),
+    };
+    tracing::info!(client = %params.client_name, resumed, "client initialized");
+    let token = session.token.clone();
+    cx.set_session(session);
+    let config = cx.config();
+    Ok(InitializeResponse {
+        protocol_version: exec_server_protocol::PROTOCOL_VERSION.to_string(),
+        server_name: Some("exec-server".into()),
+        server_version: Some(env!("CARGO_PKG_VERSION").into()),
+        session_id: Some(token),
+        resumed,
+        server_id: Some(config.server_id.to_string()),
+        limits: Some(ServerLimits {
+            max_message_bytes: config.max_message_bytes as u64,
+            max_processes_per_connection: config.max_processes_per_connection as u64,
+            retained_output_bytes: config.retained_output_bytes as u64,
+            max_exited_records: config.max_exited_records as u64,
+            detach_ttl_ms: config.detach_ttl.as_millis() as u64,
+        }),
+    })
+}

@@ -1,0 +1,94 @@
+//! Protocol `exec-server.v0` (SPEC section 2): `command/exec`,
+//! `command/exec/write`, `command/exec/terminate`. Their error messages are
+//! fixed byte for byte by the SPEC (see [`ApiError`]'s v0 variants).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use exec_server_core::{ProcessConfig, StdinMode, StdioMode, TerminalSize, spawn_process};
+use exec_server_protocol::process::OnDisconnect;
+use exec_server_protocol::v0::{
+    ExecParams, ExecResponse, TerminateParams, TerminateResponse, WriteParams, WriteResponse,
+};
+
+use crate::context::Context;
+use crate::error::ApiError;
+use crate::session::{ProcessEntry, ProcessKind, ProcessMeta};
+
+pub(crate) async fn exec(cx: &mut Context, params: ExecParams) -> Result<ExecResponse, ApiError> {
+    if params.argv.is_empty() {
+        return Err(ApiError::InvalidParams("argv must not be empty".into()));
+    }
+    cx.check_process_limit()?;
+    let config = ProcessConfig {
+        argv: params.argv.clone(),
+        arg0: params.arg0,
+        cwd: PathBuf::from(params.cwd),
+        env: params.env.into_iter().collect(),
+        stdio: if params.tty {
+            StdioMode::Terminal {
+                size: TerminalSize::default(),
+            }
+        } else {
+            StdioMode::Pipes {
+                stdin: StdinMode::Null,
+            }
+        },
+        retained_bytes: cx.config().retained_output_bytes,
+        timeout: None,
+    };
+    let process = spawn_process(config).await?;
+    let session_id = cx.session()?.next_v0_id();
+    let meta = ProcessMeta {
+        argv: params.argv,
+        tty: params.tty,
+        labels: Default::default(),
+        on_disconnect: OnDisconnect::Kill,
+        detach_ttl: Duration::ZERO,
+    };
+    let entry = Arc::new(ProcessEntry::new(
+        session_id.clone(),
+        process.handle,
+        ProcessKind::V0,
+        meta,
+    ));
+    cx.start_forwarding(entry, process.events)?;
+    Ok(ExecResponse { session_id })
+}
+
+pub(crate) async fn write(
+    cx: &mut Context,
+    params: WriteParams,
+) -> Result<WriteResponse, ApiError> {
+    let entry = cx
+        .session()?
+        .get(&params.session_id)
+        .filter(|entry| entry.kind == ProcessKind::V0)
+        .ok_or_else(|| ApiError::UnknownSession(params.session_id.clone()))?;
+    entry
+        .handle
+        .write_stdin(params.chunk)
+        .await
+        .map_err(|_| ApiError::StdinClosedSession(params.session_id))?;
+    Ok(WriteResponse { accepted: true })
+}
+
+pub(crate) async fn terminate(
+    cx: &mut Context,
+    params: TerminateParams,
+) -> Result<TerminateResponse, ApiError> {
+    let entry = cx
+        .session()?
+        .get(&params.session_id)
+        .filter(|entry| entry.kind == ProcessKind::V0);
+    let Some(entry) = entry else {
+        return Ok(TerminateResponse { running: false });
+    };
+    entry
+        .handle
+        .kill_group()
+        .map_err(|error| ApiError::os(format!("failed to kill session {}", entry.id), error))?;
+    // The id stays reserved until the forwarder reports the exit.
+    Ok(TerminateResponse { running: true })
+}
