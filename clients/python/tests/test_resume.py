@@ -49,25 +49,35 @@ async def collect(
 WAIT_FOR = "while [ ! -e {0} ]; do sleep 0.01; done"
 
 
+TRICKLE = "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); echo $i; done"
+
+
 @pytest.mark.parametrize(
-    ("stdout_script", "stdout", "cut_after"),
+    ("stdout_script", "stdout", "cut_after", "replay_buffer"),
     [
         # A burst: all output is produced while the client is away, and
         # comes back through `process/read`.
-        ("seq 1 400000", expected_seq(400_000), [300_000, 900_000, 1_500_000]),
+        ("seq 1 400000", expected_seq(400_000), [300_000, 900_000, 1_500_000], None),
         # A trickle (about 1 MB/s): output keeps coming live while the
         # client replays, so live notifications and replayed chunks overlap.
-        (
-            "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); echo $i; done",
-            expected_seq(300_000),
-            [100_000, 400_000, 800_000],
-        ),
+        (TRICKLE, expected_seq(300_000), [100_000, 400_000, 800_000], None),
+        # The same with a replay buffer of 2 KiB: live notifications are
+        # dropped during the replay and must be read back (seq holes).
+        (TRICKLE, expected_seq(300_000), [100_000, 400_000, 800_000], 2048),
     ],
-    ids=["burst", "trickle"],
+    ids=["burst", "trickle", "trickle-overflowing-buffer"],
 )
 def test_output_survives_three_cuts_mid_stream_with_no_byte_lost_or_repeated(
-    ws_server: Callable[..., WsServer], tmp_path: Path, stdout_script: str, stdout: bytes, cut_after: list[int]
+    ws_server: Callable[..., WsServer],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    stdout_script: str,
+    stdout: bytes,
+    cut_after: list[int],
+    replay_buffer: int | None,
 ) -> None:
+    if replay_buffer is not None:
+        monkeypatch.setattr(exec_server.client, "REPLAY_BUFFER_BYTES", replay_buffer)
     # Retention large enough to hold everything: no gap is acceptable.
     server = ws_server("--retained-output-bytes", str(64 * 1024 * 1024))
 

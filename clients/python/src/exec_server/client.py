@@ -439,7 +439,13 @@ class Client:
                 if not isinstance(message, dict):
                     reason = ConnectionClosed(f"the server sent a non-object message: {text[:200]!r}")
                     return
-                await self._dispatch(message)
+                try:
+                    await self._dispatch(message)
+                except (KeyError, TypeError, ValueError) as error:
+                    # A message with the right name and the wrong shape.
+                    reason = ConnectionClosed(f"the server sent a malformed message ({error!r}): {text[:200]!r}")
+                    log.warning("%s", reason)
+                    return
         finally:
             self._finish(reason)
             await self._transport.close()
