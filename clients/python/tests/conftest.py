@@ -28,7 +28,7 @@ DEADLINE = 90.0
 
 
 def server_binary() -> str:
-    binary = os.environ.get("EXEC_SERVER_BIN") or str(REPO / "target" / "debug" / "exec-server")
+    binary = os.path.abspath(os.environ.get("EXEC_SERVER_BIN") or REPO / "target" / "debug" / "exec-server")
     if not os.access(binary, os.X_OK):
         pytest.fail(
             f"the exec-server binary {binary} is missing: run scripts/test (it builds it with cargo test), "

@@ -221,3 +221,41 @@ def test_a_session_that_cannot_be_resumed_ends_the_handles_with_an_error(
             await proxy.close()
 
     run(main())
+
+
+def test_the_resume_url_routes_to_the_sessions_owner() -> None:
+    def url(connect_url: str) -> str:
+        return exec_server.resume_url(connect_url, "owner-path", "h2")
+
+    assert url("ws://lb:8080/exec/") == "ws://lb:8080/exec/h2/"
+    assert url("ws://lb:8080/exec") == "ws://lb:8080/exec/h2/"
+    assert url("ws://lb:8080") == "ws://lb:8080/h2/"
+    assert url("wss://lb/exec/?token=t") == "wss://lb/exec/h2/?token=t"
+    assert url("ws://lb/exec/h2") == "ws://lb/exec/h2/", "appended once"
+    assert exec_server.resume_url("ws://lb/", "owner-path", None) == "ws://lb/"
+    assert exec_server.resume_url("ws://lb/x", "same-url", "h2") == "ws://lb/x"
+    assert exec_server.resume_url("ws://lb/", "wss://{serverId}.example.com/", "h2") == "wss://h2.example.com/"
+
+
+def test_an_unreachable_owner_ends_the_client_with_server_unavailable(ws_server: Callable[..., WsServer]) -> None:
+    server = ws_server()
+
+    async def main() -> None:
+        proxy = CuttingProxy(server.host, server.port)
+        url = await proxy.start()
+        try:
+            async with exec_server.connect(url, reconnect=Reconnect(attempts=3, delay=0.05)) as client:
+                owner = client.server_info.get("serverId")
+                assert owner, client.server_info
+                process = await client.start(["sleep", "30"], env=ENV)
+                proxy.refuse = True
+                proxy.cut_all()
+                with pytest.raises(exec_server.ServerUnavailable) as gone:
+                    await process.next_event(timeout=20)
+                assert gone.value.server_id == owner and "3 reconnect attempts failed" in str(gone.value)
+                with pytest.raises(exec_server.ServerUnavailable):
+                    await client.list()
+        finally:
+            await proxy.close()
+
+    run(main())

@@ -23,8 +23,16 @@ events), :mod:`~exec_server.wire` (the protocol's types, checked against
 the server's JSON Schema), :mod:`~exec_server.errors`.
 """
 
-from .client import Client, Connecting, Reconnect, connect, spawn_local
-from .errors import ConnectionClosed, ConnectionLost, ExecServerError, ProcessLost, ProtocolError, RpcError
+from .client import Client, Connecting, Reconnect, connect, resume_url, spawn_local
+from .errors import (
+    ConnectionClosed,
+    ConnectionLost,
+    ExecServerError,
+    ProcessLost,
+    ProtocolError,
+    RpcError,
+    ServerUnavailable,
+)
 from .process import (
     Chunk,
     Closed,
@@ -62,9 +70,11 @@ __all__ = [
     "ReadResult",
     "Reconnect",
     "RpcError",
+    "ServerUnavailable",
     "Snapshot",
     "WaitResult",
     "__version__",
     "connect",
+    "resume_url",
     "spawn_local",
 ]

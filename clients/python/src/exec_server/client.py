@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import itertools
 import json
 import logging
@@ -43,7 +44,15 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar, cast
 
 from . import wire
-from .errors import ConnectionClosed, ConnectionLost, ExecServerError, ProcessLost, ProtocolError, RpcError
+from .errors import (
+    ConnectionClosed,
+    ConnectionLost,
+    ExecServerError,
+    ProcessLost,
+    ProtocolError,
+    RpcError,
+    ServerUnavailable,
+)
 from .process import (
     Closed,
     Completed,
@@ -59,7 +68,7 @@ from .process import (
 )
 from .transport import DEFAULT_MAX_MESSAGE_BYTES, StdioTransport, Transport, WebSocketTransport
 
-__all__ = ["Client", "Connecting", "Reconnect", "connect", "spawn_local"]
+__all__ = ["Client", "Connecting", "Reconnect", "connect", "resume_url", "spawn_local"]
 
 log = logging.getLogger("exec_server")
 
@@ -97,8 +106,38 @@ class Reconnect:
     """Connection attempts before giving up."""
     delay: float = 0.2
     """Seconds before each attempt."""
+    give_up_after: float = 10.0
+    """Seconds from the drop to giving up, whatever the attempts."""
     initialize_timeout: float = 10.0
     """Seconds to wait for the server's answer to ``initialize``."""
+    target: str = "owner-path"
+    """Where to resume. A session lives on one server (``serverId``);
+    through a load balancer the resume must reach it. ``"owner-path"``:
+    the connect URL with the owner's id appended to its path
+    (``wss://lb/exec/`` resumes at ``wss://lb/exec/SERVER_ID/``), which a
+    balancer routes on and a lone server accepts as its own.
+    ``"same-url"``: the connect URL (sticky sessions). Any other string is
+    a template whose ``{serverId}`` is replaced, e.g.
+    ``"wss://{serverId}.exec.example.com/"``."""
+
+
+def resume_url(connect_url: str, target: str, server_id: str | None) -> str:
+    """The URL a session owned by ``server_id`` resumes at (see
+    :attr:`Reconnect.target`); the connect URL when the server has no id."""
+    if server_id is None or target == "same-url":
+        return connect_url
+    if target != "owner-path":
+        return target.replace("{serverId}", server_id)
+    scheme_end = connect_url.find("://")
+    after_scheme = scheme_end + 3 if scheme_end >= 0 else 0
+    cut = min((i for i in (connect_url.find("?"), connect_url.find("#")) if i >= 0), default=len(connect_url))
+    base, query = connect_url[:cut], connect_url[cut:]
+    slash = base.find("/", after_scheme)
+    authority, path = (base, "") if slash < 0 else (base[:slash], base[slash:])
+    path = path.rstrip("/")
+    if path.rsplit("/", 1)[-1] == server_id:
+        return f"{authority}{path}/{query}"
+    return f"{authority}{path}/{server_id}/{query}"
 
 
 class _Route:
@@ -119,7 +158,8 @@ class _Route:
         self.replay_task: asyncio.Task[None] | None = None
 
 
-_Opener = Callable[[], Awaitable[Transport]]
+# Opens a transport; for a reconnect, with the session's server id.
+_Opener = Callable[[str | None], Awaitable[Transport]]
 _Hook = Callable[[Any], None]
 
 
@@ -172,7 +212,7 @@ class Client:
         initialize_timeout: float = 10.0,
         handle_capacity: int = HANDLE_CAPACITY,
     ) -> Client:
-        transport = await opener()
+        transport = await opener(None)
         try:
             info = await _handshake(transport, client_name, resume_session_id, initialize_timeout)
         except BaseException:
@@ -372,7 +412,7 @@ class Client:
         if not self._ready.is_set():
             await self._ready.wait()
         if self._closed is not None:
-            raise ConnectionClosed(str(self._closed))
+            raise copy.copy(self._closed)
         request_id = next(self._ids)
         future: asyncio.Future[Any] = self._loop.create_future()
         self._pending[request_id] = (future, hook, method)
@@ -539,7 +579,7 @@ class Client:
         for route in list(self._routes.values()):
             if route.replay_task is not None:
                 route.replay_task.cancel()
-            route.mailbox.put_final(_Failure(ConnectionClosed(str(reason))))
+            route.mailbox.put_final(_Failure(copy.copy(reason)))
         self._routes.clear()
 
     def _fail_pending(self, error: ConnectionLost) -> None:
@@ -560,12 +600,19 @@ class Client:
         if self._closing or policy is None or self._opener is None or token is None:
             self._ready.set()
             return False
+        server_id = self.server_info.get("serverId")
+        deadline = self._loop.time() + policy.give_up_after
         for attempt in range(1, policy.attempts + 1):
             await asyncio.sleep(policy.delay)
             if self._closing:
                 break
+            if self._loop.time() > deadline:
+                self._closed = ServerUnavailable(
+                    server_id or "?", f"no resume within {policy.give_up_after} s ({attempt - 1} attempts)"
+                )
+                break
             try:
-                transport = await self._opener()
+                transport = await self._opener(server_id)
             except ConnectionClosed as error:
                 log.info("reconnect attempt %d failed: %s", attempt, error)
                 continue
@@ -578,8 +625,13 @@ class Client:
                     # (the drop may be a cut upstream of a proxy): retry.
                     log.info("reconnect attempt %d: %s", attempt, error.message)
                     continue
-                # Expired or unknown: nothing to come back to.
-                self._closed = ConnectionClosed(f"the server refused to resume the session: {error.message}")
+                owner = error.data.get("ownerServerId") if isinstance(error.data, dict) else None
+                if isinstance(owner, str):
+                    # A balancer routed around the owner: it is down.
+                    self._closed = ServerUnavailable(owner, f"the resume reached another server: {error.message}")
+                else:
+                    # Expired or unknown: nothing to come back to.
+                    self._closed = ConnectionClosed(f"the server refused to resume the session: {error.message}")
                 log.warning("%s", self._closed)
                 break
             except (ConnectionClosed, ProtocolError, asyncio.TimeoutError) as error:
@@ -594,6 +646,8 @@ class Client:
                 self._begin_replay(route)
             self._ready.set()
             return True
+        else:
+            self._closed = ServerUnavailable(server_id or "?", f"{policy.attempts} reconnect attempts failed")
         self._ready.set()
         return False
 
@@ -812,9 +866,11 @@ def connect(
     ``session_id``), e.g. after this program restarted.
     """
 
-    async def opener() -> Transport:
+    target = reconnect.target if reconnect is not None else "same-url"
+
+    async def opener(server_id: str | None) -> Transport:
         return await WebSocketTransport.open(
-            url,
+            resume_url(url, target, server_id),
             token=token,
             ca_file=ca_file,
             ssl_context=ssl_context,
@@ -850,7 +906,7 @@ def spawn_local(
     ends the server and every process it started. ``args`` are server
     flags, e.g. ``["--retained-output-bytes", "4194304"]``."""
 
-    async def opener() -> Transport:
+    async def opener(_server_id: str | None) -> Transport:
         return await StdioTransport.spawn(binary, args, env=env, max_message_bytes=max_message_bytes)
 
     async def factory() -> Client:

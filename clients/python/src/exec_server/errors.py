@@ -11,6 +11,7 @@ __all__ = [
     "ProcessLost",
     "ProtocolError",
     "RpcError",
+    "ServerUnavailable",
 ]
 
 
@@ -46,6 +47,21 @@ class ConnectionLost(ConnectionClosed):
     request twice: whether the server carried it out is unknown. Retry when
     the request is safe to repeat (``write`` is, with a ``write_id``).
     """
+
+
+class ServerUnavailable(ConnectionClosed):
+    """The server that owns the session cannot be reached: reconnecting
+    failed until the policy gave up, or a balancer routed the resume to
+    another server (the owner is down). ``server_id`` names the owner."""
+
+    def __init__(self, server_id: str, reason: str) -> None:
+        super().__init__(f"server {server_id} is unavailable: {reason}")
+        self.server_id = server_id
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type[ServerUnavailable], tuple[str, str]]:
+        # copy and pickle rebuild it from its fields, not its message.
+        return (type(self), (self.server_id, self.reason))
 
 
 class ProtocolError(ExecServerError):

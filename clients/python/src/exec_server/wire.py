@@ -81,6 +81,7 @@ class InitializeResponse(TypedDict):
     serverVersion: NotRequired[str | None]
     sessionId: NotRequired[str | None]
     resumed: NotRequired[bool]
+    serverId: NotRequired[str | None]
     limits: NotRequired[ServerLimits | None]
 
 
