@@ -12,20 +12,22 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use exec_server_service::fleet;
 use exec_server_service::transport::{stdio, websocket};
 use exec_server_service::{ListenAddress, Server};
 use tokio::signal::unix::{SignalKind, signal};
 
 mod config;
+mod generate;
 mod remote;
 mod run;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "exec-server",
-    version,
+    // The package version, plus the commit when built from git (build.rs).
+    version = env!("EXEC_SERVER_LONG_VERSION"),
     about = "Runs processes for a client over JSON-RPC (stdio or websocket).",
     after_help = "Examples:\n  exec-server                               # one client on stdin/stdout\n  exec-server run -- make test              # run one command (see `exec-server run --help`)\n  exec-server --listen ws://127.0.0.1:0     # websocket, any free port\n  exec-server --config exec-server.toml     # limits from a file (keys = flag names)\n\nLogs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more."
 )]
@@ -48,6 +50,10 @@ enum Command {
     Run(run::RunArgs),
     /// Serve MCP on stdio: tools that give AI agents interactive shells.
     Mcp(McpArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(generate::CompletionsArgs),
+    /// Print the manual page (roff), or write all of them with --out-dir.
+    Man(generate::ManArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -70,6 +76,8 @@ fn main() -> ExitCode {
     match args.command {
         Some(Command::Run(run_args)) => return run::main(run_args),
         Some(Command::Mcp(mcp_args)) => return mcp_main(mcp_args),
+        Some(Command::Completions(args)) => return generate::completions(args, Args::command()),
+        Some(Command::Man(args)) => return generate::man(args, Args::command()),
         None => {}
     }
     let listen: ListenAddress = match args.listen.parse() {

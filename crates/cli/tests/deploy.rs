@@ -14,20 +14,16 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The Python with the test packages: scripts/test sets
-/// EXEC_SERVER_TEST_PYTHON to its venv; `python3` otherwise.
-fn python() -> String {
-    std::env::var("EXEC_SERVER_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
-}
-
 fn validate(files: &[PathBuf]) -> std::process::Output {
-    let python = python();
+    // The venv scripts/test makes (fails, with the command, when missing).
+    let python = common::test_python();
     let probe = Command::new(&python)
         .args(["-c", "import kubernetes_validate"])
         .output();
     assert!(
         probe.is_ok_and(|o| o.status.success()),
-        "{python} with `kubernetes-validate` is required (scripts/python-requirements.txt; scripts/test installs it)"
+        "{} with `kubernetes-validate` is required (scripts/python-requirements.txt; scripts/test installs it)",
+        python.display()
     );
     Command::new(&python)
         .args([

@@ -2,7 +2,8 @@
 
 Usage: python3 mcp_client.py PATH/TO/exec-server
 Exits non-zero (with a traceback) on the first failed expectation.
-Run by crates/cli/tests/mcp.rs, so `cargo test` covers it.
+Run by crates/cli/tests/mcp.rs with the Python of target/test-venv (made by
+scripts/test), so the test command covers it.
 """
 
 import os

@@ -22,6 +22,32 @@ pub fn server_bin() -> &'static str {
     env!("CARGO_BIN_EXE_exec-server")
 }
 
+/// The Python that has the test packages (`scripts/python-requirements.txt`):
+/// `EXEC_SERVER_TEST_PYTHON`, else the venv `scripts/test` makes under
+/// `target/`. Panics, with the command that sets it up, when neither exists:
+/// a test that needs Python packages fails rather than skips.
+pub fn test_python() -> std::path::PathBuf {
+    const HINT: &str = "run scripts/test (or `eval \"$(scripts/test --setup)\"` before a targeted cargo test): \
+                        it makes target/test-venv with the packages of scripts/python-requirements.txt";
+    if let Some(python) = std::env::var_os("EXEC_SERVER_TEST_PYTHON") {
+        let python = std::path::PathBuf::from(python);
+        assert!(
+            python.exists(),
+            "EXEC_SERVER_TEST_PYTHON={} does not exist; {HINT}",
+            python.display()
+        );
+        return python;
+    }
+    let venv =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-venv/bin/python");
+    assert!(
+        venv.exists(),
+        "the tests' Python environment is missing (EXEC_SERVER_TEST_PYTHON is unset and {} does not exist); {HINT}",
+        venv.display()
+    );
+    venv
+}
+
 pub fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
