@@ -176,6 +176,13 @@ def test_list_filters_by_labels_and_release_forgets(
             assert [(p.process_id, p.pid, p.running, p.argv) for p in listed] == [
                 ("web-1", web.pid, True, ["sleep", "30"])
             ]
+            status = await web.status()
+            assert (status.process_id, status.pid, status.running, status.labels) == (
+                "web-1",
+                web.pid,
+                True,
+                {"role": "web"},
+            )
             with pytest.raises(RpcError) as duplicate:
                 await client.start(["true"], env=ENV, process_id="web-1")
             assert "already exists" in duplicate.value.message

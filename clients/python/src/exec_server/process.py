@@ -414,6 +414,12 @@ class Process:
             running=result["running"],
         )
 
+    async def status(self) -> ProcessInfo:
+        """What ``client.list()`` says about this process, for this one only."""
+        params: wire.ProcessIdParams = {"processId": self.process_id}
+        result: wire.ProcessInfo = await self._client._call("process/status", params)
+        return _process_info(result)
+
     async def release(self) -> None:
         """Forgets an exited process and its retained output on the server."""
         params: wire.ProcessIdParams = {"processId": self.process_id}

@@ -110,6 +110,9 @@ class SyncProcess:
     def snapshot(self) -> Snapshot:
         return self._loop.run(self._process.snapshot())
 
+    def status(self) -> ProcessInfo:
+        return self._loop.run(self._process.status())
+
     def release(self) -> None:
         self._loop.run(self._process.release())
 

@@ -262,6 +262,7 @@ METHODS: dict[str, tuple[type, type]] = {
     "process/snapshot": (ProcessIdParams, SnapshotResponse),
     "process/list": (ListParams, ListResponse),
     "process/release": (ProcessIdParams, EmptyResponse),
+    "process/status": (ProcessIdParams, ProcessInfo),
 }
 
 # Notification name -> params, for the notifications this client handles.
