@@ -74,6 +74,10 @@ pub struct ServerFlags {
     #[arg(long, value_name = "PREFIX")]
     pub path_prefix: Option<String>,
 
+    /// Also serve a browser terminal at / on the websocket listener (http:// or https:// on the same port).
+    #[arg(long)]
+    pub web: bool,
+
     /// Listen on a non-loopback address without a token. Anyone who can reach the port can run commands as this user.
     #[arg(long)]
     pub insecure_no_auth: bool,
@@ -110,6 +114,8 @@ struct FileConfig {
     insecure_no_auth: bool,
     server_id: Option<String>,
     path_prefix: Option<String>,
+    #[serde(default)]
+    web: bool,
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -178,6 +184,7 @@ impl ServerFlags {
                 },
                 max_connections,
                 path_prefix,
+                web: self.web || file.web,
             },
             tls,
             insecure_no_auth: self.insecure_no_auth || file.insecure_no_auth,

@@ -29,7 +29,7 @@ mod run;
     // The package version, plus the commit when built from git (build.rs).
     version = env!("EXEC_SERVER_LONG_VERSION"),
     about = "Runs processes for a client over JSON-RPC (stdio or websocket).",
-    after_help = "Examples:\n  exec-server                               # one client on stdin/stdout\n  exec-server run -- make test              # run one command (see `exec-server run --help`)\n  exec-server --listen ws://127.0.0.1:0     # websocket, any free port\n  exec-server --config exec-server.toml     # limits from a file (keys = flag names)\n\nLogs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more."
+    after_help = "Examples:\n  exec-server                               # one client on stdin/stdout\n  exec-server run -- make test              # run one command (see `exec-server run --help`)\n  exec-server --listen ws://127.0.0.1:0     # websocket, any free port\n  exec-server --listen ws://127.0.0.1:8080 --web   # and a browser terminal at http://127.0.0.1:8080/\n  exec-server --config exec-server.toml     # limits from a file (keys = flag names)\n\nLogs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more."
 )]
 #[command(args_conflicts_with_subcommands = true)]
 struct Args {
@@ -166,6 +166,9 @@ fn check_exposure(
     settings: config::Settings,
 ) -> anyhow::Result<config::Settings> {
     let Some(address) = listen.socket_address() else {
+        if settings.websocket.web {
+            anyhow::bail!("--web needs --listen ws://IP:PORT or wss://IP:PORT");
+        }
         if settings.tls.is_some() {
             anyhow::bail!("--tls-cert and --tls-key need --listen wss://IP:PORT");
         }
@@ -216,6 +219,9 @@ async fn serve(listen: ListenAddress, settings: config::Settings) -> anyhow::Res
                         let tls = websocket::load_tls_config(cert, key)?;
                         let listener = websocket::TlsListener::new(listener, tls)?;
                         eprintln!("exec-server listening on wss://{bound}");
+                        if settings.websocket.web {
+                            eprintln!("exec-server browser terminal at https://{bound}/");
+                        }
                         websocket::serve_websocket_with(
                             server.clone(),
                             listener,
@@ -225,6 +231,9 @@ async fn serve(listen: ListenAddress, settings: config::Settings) -> anyhow::Res
                     }
                     None => {
                         eprintln!("exec-server listening on ws://{bound}");
+                        if settings.websocket.web {
+                            eprintln!("exec-server browser terminal at http://{bound}/");
+                        }
                         websocket::serve_websocket_tcp(
                             server.clone(),
                             listener,

@@ -231,6 +231,11 @@ pub struct ScreenText {
     pub lines: Vec<String>,
     /// True when retention dropped output the screen would have needed.
     pub approximate: bool,
+    /// Bytes that redraw the screen on a fresh terminal of `size`
+    /// (alternate screen, colours, cursor, input modes).
+    pub formatted: Vec<u8>,
+    /// The size the screen is rendered at.
+    pub size: TerminalSize,
 }
 
 /// Errors from controlling a process.
@@ -319,10 +324,38 @@ impl ProcessHandle {
 
     /// The rendered screen, for PTY processes.
     pub fn screen(&self) -> Option<ScreenText> {
-        self.with_screen(|screen| ScreenText {
-            lines: screen.lines(),
-            approximate: screen.approximate(),
-        })
+        self.screen_and_retained(|screen, _| screen)
+    }
+
+    /// The rendered screen (PTY processes) and the retained output at the
+    /// same instant, under one lock: the screen shows exactly the retained
+    /// output, up to [`RetainedOutput::last_seq`].
+    pub fn screen_and_retained<R>(
+        &self,
+        f: impl FnOnce(Option<ScreenText>, &RetainedOutput) -> R,
+    ) -> R {
+        let retained = self
+            .shared
+            .retained
+            .lock()
+            .expect("retention lock poisoned");
+        let screen = self.shared.screen.as_ref().map(|screen| {
+            let mut screen = screen.lock().expect("screen lock poisoned");
+            screen.catch_up(&retained);
+            ScreenText {
+                lines: screen.lines(),
+                approximate: screen.approximate(),
+                formatted: screen.formatted(),
+                size: screen.size(),
+            }
+        });
+        f(screen, &retained)
+    }
+
+    /// The terminal's current window size; `None` without a terminal.
+    pub fn terminal_size(&self) -> Option<TerminalSize> {
+        let terminal = self.shared.terminal.as_ref()?;
+        pty::get_size(terminal.get_ref()).ok()
     }
 
     /// Retained output after `after_seq` (see [`RetainedOutput::read_after`]).

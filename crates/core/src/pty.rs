@@ -60,3 +60,12 @@ pub(crate) fn set_size(fd: &OwnedFd, size: TerminalSize) -> io::Result<()> {
     )?;
     Ok(())
 }
+
+/// The window size the kernel holds for the terminal.
+pub(crate) fn get_size(fd: &OwnedFd) -> io::Result<TerminalSize> {
+    let size = rustix::termios::tcgetwinsize(fd)?;
+    Ok(TerminalSize {
+        rows: size.ws_row,
+        cols: size.ws_col,
+    })
+}

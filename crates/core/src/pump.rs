@@ -142,11 +142,23 @@ impl Emitter {
 
     async fn output(&mut self, stream: OutputStream, data: Bytes) {
         let seq = self.next_seq();
-        self.shared
-            .retained
-            .lock()
-            .expect("retention lock poisoned")
-            .push(seq, stream, data.clone());
+        {
+            let mut retained = self
+                .shared
+                .retained
+                .lock()
+                .expect("retention lock poisoned");
+            // The emulated screen is fed lazily from retention; output that
+            // retention is about to drop must reach it first, or a snapshot
+            // would miss what drew the screen.
+            if let Some(screen) = &self.shared.screen
+                && retained.stream(stream).would_drop(data.len())
+            {
+                let mut screen = screen.lock().expect("screen lock poisoned");
+                screen.feed_before_eviction(&retained, seq, &data);
+            }
+            retained.push(seq, stream, data.clone());
+        }
         self.shared.progress.send_replace(seq);
         // A closed receiver means retention-only output: keep reading.
         let _ = self

@@ -105,6 +105,16 @@ impl RetainedStream {
         }
     }
 
+    /// Whether pushing `len` more bytes would drop some from the middle.
+    pub fn would_drop(&self, len: usize) -> bool {
+        let head_room = if self.tail.is_empty() {
+            self.head_cap - self.head_bytes
+        } else {
+            0
+        };
+        self.tail_bytes + len.saturating_sub(head_room) > self.tail_cap
+    }
+
     /// Bytes with a sequence number above `after_seq` that were dropped.
     pub fn dropped_after(&self, after_seq: u64) -> u64 {
         self.evicted
@@ -128,6 +138,11 @@ impl RetainedStream {
     /// Bytes dropped from the middle.
     pub fn dropped_bytes(&self) -> u64 {
         self.dropped_bytes
+    }
+
+    /// The seq of the newest retained chunk.
+    pub fn last_seq(&self) -> Option<u64> {
+        self.tail.back().or(self.head.last()).map(|c| c.seq)
     }
 
     /// Retained chunks in order: the head, then the tail.
@@ -179,6 +194,16 @@ impl RetainedOutput {
 
     pub fn truncated(&self) -> bool {
         self.streams.iter().any(RetainedStream::truncated)
+    }
+
+    /// The seq of the newest retained output chunk (0 before any output):
+    /// everything up to it is retained or counted as dropped.
+    pub fn last_seq(&self) -> u64 {
+        self.streams
+            .iter()
+            .filter_map(RetainedStream::last_seq)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Retained chunks with a sequence number above `after_seq`, in order,

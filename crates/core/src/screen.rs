@@ -44,6 +44,21 @@ impl TerminalScreen {
         }
     }
 
+    /// Feeds everything retained, then `data` (chunk `seq`, not yet
+    /// retained), before retention drops bytes it has not seen: the screen
+    /// stays exact however much output retention loses. Each byte is still
+    /// parsed once, only earlier.
+    pub(crate) fn feed_before_eviction(
+        &mut self,
+        retained: &RetainedOutput,
+        seq: u64,
+        data: &[u8],
+    ) {
+        self.catch_up(retained);
+        self.parser.process(data);
+        self.fed_through = self.fed_through.max(seq);
+    }
+
     pub(crate) fn resize(&mut self, size: TerminalSize) {
         self.parser.set_size(nonzero(size.rows), nonzero(size.cols));
     }
@@ -60,5 +75,30 @@ impl TerminalScreen {
 
     pub(crate) fn approximate(&self) -> bool {
         self.approximate
+    }
+
+    /// The size the screen is rendered at.
+    pub(crate) fn size(&self) -> TerminalSize {
+        let (rows, cols) = self.parser.screen().size();
+        TerminalSize {
+            rows: rows.get(),
+            cols: cols.get(),
+        }
+    }
+
+    /// Bytes that redraw this screen on a terminal in its initial state:
+    /// the alternate screen when it is active, contents with colours and
+    /// attributes, cursor position and visibility, and input modes
+    /// (application cursor keys, bracketed paste, mouse reporting). A
+    /// browser terminal paints these first and then goes on with the live
+    /// output that follows.
+    pub(crate) fn formatted(&self) -> Vec<u8> {
+        let screen = self.parser.screen();
+        let mut out = Vec::new();
+        if screen.alternate_screen() {
+            out.extend_from_slice(b"\x1b[?1049h");
+        }
+        out.extend_from_slice(screen.state_formatted().as_bytes());
+        out
     }
 }

@@ -370,3 +370,35 @@ async fn a_timeout_kills_and_is_reported() {
     assert!(status.timed_out, "{status:?}");
     assert_eq!(status.signal, Some(libc::SIGKILL));
 }
+
+#[tokio::test]
+async fn the_screen_keeps_what_retention_dropped() {
+    // 16 KiB of lines (past the 4 KiB head), draw, then 100 KiB that change
+    // nothing on screen (save and restore the cursor): with 8 KiB retained,
+    // the drawing is among the dropped bytes, yet the screen shows it.
+    let script = "i=0; while [ $i -lt 512 ]; do echo 'filler filler filler filler'; i=$((i+1)); done; \
+                  printf '\\033[2J\\033[3;4Hdrawn early\\033[6;1Hsecond row'; \
+                  e=$(printf '\\033'); i=0; \
+                  while [ $i -lt 400 ]; do printf \"${e}7${e}8%.0s\" $(seq 1 128); i=$((i+1)); done";
+    let mut config = tty(sh(script));
+    config.retained_bytes = 8 * 1024;
+    let process = spawn_process(config).await.unwrap();
+    drop(process.events);
+    tokio::time::timeout(Duration::from_secs(20), process.handle.wait())
+        .await
+        .expect("exit in time");
+    let (lines, truncated, last_seq) = process.handle.screen_and_retained(|screen, retained| {
+        (
+            screen.unwrap().lines,
+            retained.truncated(),
+            retained.last_seq(),
+        )
+    });
+    assert!(
+        truncated,
+        "the drawing must have been dropped from retention"
+    );
+    assert_eq!(lines[2], "   drawn early");
+    assert_eq!(lines[5], "second row");
+    assert!(last_seq > 1);
+}

@@ -123,6 +123,25 @@ macro_rules! for_each_method {
             /// `process/release`: forgets an exited process and its output.
             process::release => ProcessRelease = "process/release",
                 $crate::process::ProcessIdParams => $crate::process::EmptyResponse;
+            /// `observe/list`: the processes of every session on the server,
+            /// each with its owner's public handle (docs/OBSERVERS.md).
+            observe::list => ObserveList = "observe/list",
+                $crate::observe::ObserveListParams => $crate::observe::ObserveListResponse;
+            /// `observe/snapshot`: `process/snapshot` of another session's process.
+            observe::snapshot => ObserveSnapshot = "observe/snapshot",
+                $crate::observe::Observed<$crate::process::ProcessIdParams> => $crate::process::SnapshotResponse;
+            /// `observe/read`: `process/read` of another session's process.
+            observe::read => ObserveRead = "observe/read",
+                $crate::observe::Observed<$crate::process::ReadParams> => $crate::process::ReadResponse;
+            /// `observe/write`: `process/write` to another session's process.
+            observe::write => ObserveWrite = "observe/write",
+                $crate::observe::Observed<$crate::process::WriteParams> => $crate::process::WriteResponse;
+            /// `observe/resize`: `process/resize` of another session's process.
+            observe::resize => ObserveResize = "observe/resize",
+                $crate::observe::Observed<$crate::process::ResizeParams> => $crate::process::EmptyResponse;
+            /// `observe/signal`: `process/signal` to another session's process group.
+            observe::signal => ObserveSignal = "observe/signal",
+                $crate::observe::Observed<$crate::process::SignalParams> => $crate::process::SignalResponse;
         }
     };
 }

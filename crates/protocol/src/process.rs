@@ -312,6 +312,25 @@ pub struct SnapshotResponse {
     pub truncated: bool,
     pub exit_code: Option<i32>,
     pub running: bool,
+    /// The newest output seq this snapshot reflects (0 before any output):
+    /// continue with `process/read {afterSeq: seq}` to see every later byte
+    /// exactly once.
+    #[serde(default)]
+    pub seq: u64,
+    /// PTY: the terminal size `screen` is rendered at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<TerminalSize>,
+    /// PTY: base64 bytes that redraw `screen` on a fresh terminal of `size`:
+    /// the alternate screen when active, colours and attributes, cursor
+    /// position, input modes. A terminal paints these, then the output
+    /// after `seq`.
+    #[serde(
+        default,
+        with = "crate::wire::base64_opt_bytes",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(with = "Option<String>")]
+    pub screen_ansi: Option<Bytes>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

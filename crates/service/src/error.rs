@@ -76,6 +76,12 @@ pub(crate) enum ApiError {
     // ---- processes ------------------------------------------------------
     #[error("unknown process id {}", echo(.0))]
     UnknownProcess(String),
+    /// `observe/*`: no live session has this public handle.
+    #[error("unknown owner {}", echo(.0))]
+    UnknownOwner(String),
+    /// `observe/*`: the session has no `process/*` process with this id.
+    #[error("unknown process id {} of owner {}", echo(.id), echo(.owner))]
+    UnknownObservedProcess { id: String, owner: String },
     #[error("process id {} already exists", echo(.0))]
     ProcessExists(String),
     #[error("stdin is closed for process {}", echo(.0))]
@@ -140,6 +146,8 @@ impl From<ApiError> for RpcError {
             | UnknownSession(_)
             | StdinClosedSession(_)
             | UnknownProcess(_)
+            | UnknownOwner(_)
+            | UnknownObservedProcess { .. }
             | ProcessExists(_)
             | StdinClosed(_)
             | NoTerminal(_)

@@ -13,14 +13,28 @@
 //!    `localhost` (a rebinding attack needs a host name of its own, so it
 //!    never qualifies).
 //! 2. **Token.** With a token configured, the upgrade must carry
-//!    `Authorization: Bearer TOKEN`, or `?token=TOKEN` for browsers, which
-//!    cannot set headers on a websocket; otherwise 401. The comparison takes
-//!    the same time wherever the first difference is. The token is never
-//!    logged, and its `Debug` form is redacted.
+//!    `Authorization: Bearer TOKEN`, the subprotocol
+//!    `exec-server.bearer.BASE64URL(TOKEN)` in `Sec-WebSocket-Protocol`
+//!    (browsers cannot set headers on a websocket, but they can offer
+//!    subprotocols; the browser page uses this, see docs/SECURITY.md), or
+//!    `?token=TOKEN`; otherwise 401. The comparison takes the same time
+//!    wherever the first difference is. The token is never logged, and its
+//!    `Debug` form is redacted.
 
 use std::net::IpAddr;
 
 use axum::http::{HeaderMap, Uri, header};
+use base64::Engine as _;
+
+/// The subprotocol a websocket client offers (and the server selects) to
+/// speak exec-server's JSON-RPC; browsers need one selected when they
+/// offer any.
+pub const SUBPROTOCOL: &str = "exec-server";
+
+/// The prefix of the subprotocol that carries the token, base64url-encoded
+/// without padding (subprotocol names allow no `+`, `/` or `=`). The
+/// server never selects it, so the token is not echoed back.
+pub const BEARER_SUBPROTOCOL_PREFIX: &str = "exec-server.bearer.";
 
 /// A secret bearer token.
 #[derive(Clone)]
@@ -37,6 +51,14 @@ impl AuthToken {
     /// Compares in time independent of where the inputs differ.
     pub fn matches(&self, candidate: &str) -> bool {
         constant_time_eq(self.0.as_bytes(), candidate.as_bytes())
+    }
+
+    /// Compares with a token carried base64url-encoded (no padding), as in
+    /// the bearer subprotocol. The server encodes its own token rather than
+    /// decoding the candidate, so no attacker input is decoded.
+    pub fn matches_base64url(&self, candidate: &str) -> bool {
+        let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.0.as_bytes());
+        constant_time_eq(encoded.as_bytes(), candidate.as_bytes())
     }
 }
 
@@ -96,13 +118,16 @@ impl AccessPolicy {
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.strip_prefix("Bearer "))
             .is_some_and(|candidate| token.matches(candidate.trim()));
+        let from_subprotocol = offered_subprotocols(headers)
+            .filter_map(|protocol| protocol.strip_prefix(BEARER_SUBPROTOCOL_PREFIX))
+            .any(|candidate| token.matches_base64url(candidate));
         let from_query = uri
             .query()
             .into_iter()
             .flat_map(|query| query.split('&'))
             .filter_map(|pair| pair.strip_prefix("token="))
             .any(|candidate| token.matches(&percent_decode(candidate)));
-        if from_header || from_query {
+        if from_header || from_subprotocol || from_query {
             Ok(())
         } else {
             Err(Refusal::Unauthorized)
@@ -124,6 +149,16 @@ impl AccessPolicy {
         is_literal_host(host)
             && (origin == format!("http://{host}") || origin == format!("https://{host}"))
     }
+}
+
+/// The subprotocols a websocket upgrade offers, in order.
+fn offered_subprotocols(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
 }
 
 /// `127.0.0.1:8080`, `[::1]:8080`, `localhost:8080`: hosts a DNS rebinding
@@ -196,6 +231,27 @@ mod tests {
             Err(Refusal::Unauthorized)
         );
         assert_eq!(policy(None, &[]).check(&headers(&[]), &root), Ok(()));
+    }
+
+    #[test]
+    fn browsers_may_carry_the_token_in_a_subprotocol() {
+        let p = policy(Some("s3cret/+="), &[]);
+        let root: Uri = "/".parse().unwrap();
+        let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("s3cret/+=");
+        let offer = |value: &str| headers(&[(header::SEC_WEBSOCKET_PROTOCOL, value)]);
+        let right = format!("exec-server, exec-server.bearer.{encoded}");
+        assert_eq!(p.check(&offer(&right), &root), Ok(()));
+        let wrong = format!("exec-server, exec-server.bearer.{encoded}x");
+        assert_eq!(p.check(&offer(&wrong), &root), Err(Refusal::Unauthorized));
+        // The raw token is not accepted in place of its encoding.
+        assert_eq!(
+            p.check(&offer("exec-server.bearer.s3cret/+="), &root),
+            Err(Refusal::Unauthorized)
+        );
+        assert_eq!(
+            p.check(&offer("exec-server"), &root),
+            Err(Refusal::Unauthorized)
+        );
     }
 
     #[test]

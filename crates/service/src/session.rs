@@ -120,6 +120,9 @@ impl ProcessEntry {
 pub(crate) struct Session {
     /// The resume token. A secret: never logged.
     pub token: String,
+    /// The public handle observers address this session by (`owner` in
+    /// `observe/*`): drawn separately, so it reveals nothing of `token`.
+    pub public_ref: String,
     server: Server,
     state: Mutex<SessionState>,
     /// Every process group this session started, killed when it ends.
@@ -137,6 +140,8 @@ pub(crate) struct SessionState {
     /// The TTL timer while detached.
     expiry: Option<AbortHandle>,
     ended: bool,
+    /// The `clientName` of the latest `initialize`, shown to observers.
+    pub client_name: String,
 }
 
 /// Why a session cannot be resumed.
@@ -153,6 +158,7 @@ impl Session {
     pub fn create(server: &Server, out: mpsc::Sender<ServerMessage>) -> Arc<Session> {
         let session = Arc::new(Session {
             token: crate::fleet::session_id(&server.config().server_id, &new_token()),
+            public_ref: new_token()[..16].to_string(),
             server: server.clone(),
             state: Mutex::new(SessionState {
                 processes: HashMap::new(),
@@ -162,6 +168,7 @@ impl Session {
                 out: Some(out),
                 expiry: None,
                 ended: false,
+                client_name: String::new(),
             }),
             groups: ProcessGroups::new(),
         });
@@ -199,6 +206,11 @@ impl Session {
 
     pub fn get(&self, id: &str) -> Option<Arc<ProcessEntry>> {
         self.lock().processes.get(id).cloned()
+    }
+
+    /// Whether a connection is attached right now.
+    pub fn attached(&self) -> bool {
+        self.lock().out.is_some()
     }
 
     /// Where notifications go right now; `None` while detached.
@@ -364,6 +376,11 @@ impl SessionRegistry {
 
     pub fn remove(&self, token: &str) {
         self.lock().remove(token);
+    }
+
+    /// Every live session, for `observe/list` and owner lookups.
+    pub fn all(&self) -> Vec<Arc<Session>> {
+        self.lock().values().cloned().collect()
     }
 
     pub fn len(&self) -> usize {

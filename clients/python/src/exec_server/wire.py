@@ -209,6 +209,12 @@ class SnapshotResponse(TypedDict):
     truncated: bool
     exitCode: NotRequired[int | None]
     running: bool
+    # The newest output seq the snapshot reflects; read on after it.
+    seq: NotRequired[int]
+    # PTY: the size the screen is rendered at, and bytes (base64) that
+    # redraw it on a fresh terminal of that size.
+    size: NotRequired[TerminalSize | None]
+    screenAnsi: NotRequired[str | None]
 
 
 class ListParams(TypedDict):

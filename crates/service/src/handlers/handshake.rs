@@ -20,6 +20,7 @@ pub(crate) async fn initialize(
         None => (Session::create(cx.server(), cx.out().clone()), false),
     };
     tracing::info!(client = %params.client_name, resumed, "client initialized");
+    session.lock().client_name = super::observe::bounded_name(&params.client_name);
     let token = session.token.clone();
     cx.set_session(session);
     let config = cx.config();

@@ -11,5 +11,6 @@
 //! [`ApiError`](crate::error::ApiError) variant.
 
 pub(crate) mod handshake;
+pub(crate) mod observe;
 pub(crate) mod process;
 pub(crate) mod v0;

@@ -20,6 +20,8 @@ use exec_server_protocol::process::{
 use regex::bytes::Regex;
 use tokio::time::Instant;
 
+use exec_server_protocol::process::TerminalSize as WireSize;
+
 use crate::context::Context;
 use crate::error::ApiError;
 use crate::forwarder::wire_stream;
@@ -147,12 +149,21 @@ pub(crate) async fn write(
     params: WriteParams,
 ) -> Result<WriteResponse, ApiError> {
     let entry = process(cx, &params.process_id)?;
+    write_to(&entry, params).await
+}
+
+/// `process/write` once the process is found (also `observe/write`): a
+/// `writeId` it already accepted is acknowledged without writing twice.
+pub(crate) async fn write_to(
+    entry: &ProcessEntry,
+    params: WriteParams,
+) -> Result<WriteResponse, ApiError> {
     if let Some(write_id) = &params.write_id
         && entry.seen_write(write_id)
     {
         return Ok(WriteResponse { accepted: true });
     }
-    write_stdin(&entry, params.chunk).await?;
+    write_stdin(entry, params.chunk).await?;
     if let Some(write_id) = params.write_id {
         entry.remember_write(write_id);
     }
@@ -180,6 +191,14 @@ pub(crate) async fn resize(
     params: ResizeParams,
 ) -> Result<EmptyResponse, ApiError> {
     let entry = process(cx, &params.process_id)?;
+    resize_of(&entry, params)
+}
+
+/// `process/resize` once the process is found (also `observe/resize`).
+pub(crate) fn resize_of(
+    entry: &ProcessEntry,
+    params: ResizeParams,
+) -> Result<EmptyResponse, ApiError> {
     if !entry.handle.has_terminal() {
         return Err(ApiError::NoTerminal(entry.id.clone()));
     }
@@ -203,6 +222,14 @@ pub(crate) async fn signal(
     params: SignalParams,
 ) -> Result<SignalResponse, ApiError> {
     let entry = process(cx, &params.process_id)?;
+    signal_to(&entry, params)
+}
+
+/// `process/signal` once the process is found (also `observe/signal`).
+pub(crate) fn signal_to(
+    entry: &ProcessEntry,
+    params: SignalParams,
+) -> Result<SignalResponse, ApiError> {
     let signal = ALLOWED_SIGNALS
         .contains(&params.signal.as_str())
         .then(|| signal_number(&params.signal))
@@ -253,19 +280,24 @@ pub(crate) async fn wait(cx: &mut Context, params: WaitParams) -> Reply<WaitResp
 /// Answers at once when there is something to read (or no wait was asked
 /// for); otherwise long-polls in a task of its own.
 pub(crate) async fn read(cx: &mut Context, params: ReadParams) -> Reply<ReadResponse> {
-    let entry = match process(cx, &params.process_id) {
-        Ok(entry) => entry,
-        Err(error) => return Reply::Now(Err(error)),
-    };
+    match process(cx, &params.process_id) {
+        Ok(entry) => read_from(entry, params, cx.config().max_wait),
+        Err(error) => Reply::Now(Err(error)),
+    }
+}
+
+/// `process/read` once the process is found (also `observe/read`); a long
+/// poll waits at most `max_wait`.
+pub(crate) fn read_from(
+    entry: Arc<ProcessEntry>,
+    params: ReadParams,
+    max_wait: Duration,
+) -> Reply<ReadResponse> {
     let max_bytes = params
         .max_bytes
         .unwrap_or(DEFAULT_READ_BYTES)
         .min(usize::MAX as u64) as usize;
-    let wait_at_most = params
-        .wait_ms
-        .map(millis)
-        .unwrap_or_default()
-        .min(cx.config().max_wait);
+    let wait_at_most = params.wait_ms.map(millis).unwrap_or_default().min(max_wait);
     let latest = *entry.handle.subscribe_progress().borrow();
     if wait_at_most.is_zero() || latest > params.after_seq || entry.is_closed() {
         return Reply::Now(Ok(read_retained(&entry, params.after_seq, max_bytes)));
@@ -285,27 +317,43 @@ pub(crate) async fn snapshot(
     cx: &mut Context,
     params: ProcessIdParams,
 ) -> Result<SnapshotResponse, ApiError> {
-    let entry = process(cx, &params.process_id)?;
-    let handle = &entry.handle;
-    let contents = |stream| handle.with_retained(|r| Bytes::from(r.stream(stream).contents()));
-    let (stdout, stderr, terminal) = if entry.meta.tty {
-        (None, None, Some(contents(OutputStream::Pty)))
-    } else {
-        (
-            Some(contents(OutputStream::Stdout)),
-            Some(contents(OutputStream::Stderr)),
-            None,
-        )
-    };
-    let status = handle.exit_status();
-    Ok(SnapshotResponse {
-        stdout,
-        stderr,
-        terminal,
-        screen: handle.screen().map(|screen| screen.lines),
-        truncated: handle.with_retained(|r| r.truncated()),
-        exit_code: status.map(|s| s.code_or_signal()),
-        running: status.is_none(),
+    Ok(snapshot_of(process(cx, &params.process_id)?.as_ref()))
+}
+
+/// `process/snapshot` once the process is found (also `observe/snapshot`).
+/// Retained output, screen and `seq` are taken under one lock, so they
+/// agree: the screen shows exactly the output up to `seq`, and
+/// `process/read {afterSeq: seq}` goes on from there.
+pub(crate) fn snapshot_of(entry: &ProcessEntry) -> SnapshotResponse {
+    let status = entry.handle.exit_status();
+    entry.handle.screen_and_retained(|screen, retained| {
+        let contents = |stream| Bytes::from(retained.stream(stream).contents());
+        let (stdout, stderr, terminal) = if entry.meta.tty {
+            (None, None, Some(contents(OutputStream::Pty)))
+        } else {
+            (
+                Some(contents(OutputStream::Stdout)),
+                Some(contents(OutputStream::Stderr)),
+                None,
+            )
+        };
+        SnapshotResponse {
+            stdout,
+            stderr,
+            terminal,
+            truncated: retained.truncated(),
+            exit_code: status.map(|s| s.code_or_signal()),
+            running: status.is_none(),
+            seq: retained.last_seq(),
+            size: screen.as_ref().map(|screen| WireSize {
+                rows: screen.size.rows,
+                cols: screen.size.cols,
+            }),
+            screen_ansi: screen
+                .as_ref()
+                .map(|screen| Bytes::from(screen.formatted.clone())),
+            screen: screen.map(|screen| screen.lines),
+        }
     })
 }
 
@@ -315,13 +363,7 @@ pub(crate) async fn list(cx: &mut Context, params: ListParams) -> Result<ListRes
     let mut processes: Vec<ProcessInfo> = state
         .processes
         .values()
-        .filter(|entry| {
-            params.labels.as_ref().is_none_or(|wanted| {
-                wanted
-                    .iter()
-                    .all(|(k, v)| entry.meta.labels.get(k) == Some(v))
-            })
-        })
+        .filter(|entry| has_labels(entry, params.labels.as_ref()))
         .map(|entry| process_info(entry))
         .collect();
     processes.sort_by(|a, b| a.process_id.cmp(&b.process_id));
@@ -337,8 +379,20 @@ pub(crate) async fn status(
     Ok(process_info(&entry))
 }
 
+/// Whether a process carries every label of a `labels` filter.
+pub(crate) fn has_labels(
+    entry: &ProcessEntry,
+    wanted: Option<&std::collections::BTreeMap<String, String>>,
+) -> bool {
+    wanted.is_none_or(|wanted| {
+        wanted
+            .iter()
+            .all(|(k, v)| entry.meta.labels.get(k) == Some(v))
+    })
+}
+
 /// What `process/list` says about one process.
-fn process_info(entry: &ProcessEntry) -> ProcessInfo {
+pub(crate) fn process_info(entry: &ProcessEntry) -> ProcessInfo {
     ProcessInfo {
         process_id: entry.id.clone(),
         pid: entry.handle.pid(),

@@ -7,6 +7,7 @@
 //! carries `"jsonrpc":"2.0"`.
 
 pub mod stdio;
+pub mod web;
 pub mod websocket;
 
 use std::sync::Arc;

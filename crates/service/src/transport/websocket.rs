@@ -7,6 +7,9 @@
 //! are the websocket endpoint (see [`crate::fleet`]), where the
 //! [`AccessPolicy`] (origin, then token), the routing rules and the
 //! connection limit are checked before the upgrade.
+//! With [`WebSocketOptions::web`], each endpoint path also serves the
+//! browser terminal to requests that are not upgrades, with its files under
+//! `ENDPOINT/assets/` and `ENDPOINT/auth` ([`super::web`]).
 
 use std::io;
 use std::net::SocketAddr;
@@ -43,6 +46,8 @@ pub struct WebSocketOptions {
     pub max_connections: usize,
     /// Where the endpoint lives (`--path-prefix`); the root by default.
     pub path_prefix: PathPrefix,
+    /// Serve the browser terminal (`--web`).
+    pub web: bool,
 }
 
 impl Default for WebSocketOptions {
@@ -51,19 +56,21 @@ impl Default for WebSocketOptions {
             policy: AccessPolicy::default(),
             max_connections: 1024,
             path_prefix: PathPrefix::default(),
+            web: false,
         }
     }
 }
 
 #[derive(Clone)]
-struct WsState {
+pub(crate) struct WsState {
     server: Server,
-    options: Arc<WebSocketOptions>,
+    pub(crate) options: Arc<WebSocketOptions>,
     open: Arc<AtomicUsize>,
 }
 
 fn router(server: Server, options: WebSocketOptions) -> Router {
     let endpoints = options.path_prefix.endpoint_routes();
+    let web = options.web;
     let state = WsState {
         server,
         options: Arc::new(options),
@@ -73,6 +80,11 @@ fn router(server: Server, options: WebSocketOptions) -> Router {
         .route("/readyz", get(readyz))
         .route("/livez", get(|| async { "ok\n" }));
     for path in endpoints {
+        if web && path.ends_with('/') {
+            router = router
+                .route(&format!("{path}assets/{{*file}}"), get(super::web::asset))
+                .route(&format!("{path}auth"), get(super::web::auth));
+        }
         router = router.route(&path, get(upgrade));
     }
     router.with_state(state)
@@ -154,6 +166,9 @@ async fn upgrade(
     uri: Uri,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    if state.options.web && !super::web::is_websocket_upgrade(&headers) {
+        return super::web::page(uri.path());
+    }
     match state.options.policy.check(&headers, &uri) {
         Ok(()) => {}
         Err(Refusal::ForbiddenOrigin) => {
@@ -196,6 +211,7 @@ async fn upgrade(
     let server = state.server.clone();
     let limit = hard_frame_limit(server.config().max_message_bytes);
     upgrade
+        .protocols([crate::security::SUBPROTOCOL])
         .max_message_size(limit)
         .max_frame_size(limit)
         .on_upgrade(move |socket| async move {

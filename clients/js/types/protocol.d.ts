@@ -1,0 +1,595 @@
+// Generated from schema/exec-server.schema.json by scripts/generate-types.mjs.
+// Do not edit: change the Rust types, regenerate the schema, then run
+// `node scripts/generate-types.mjs`.
+
+/**
+ * `process/closed`: the last notification of a process.
+ */
+export interface ClosedNotification {
+  processId: string;
+}
+
+/**
+ * The empty result `{}`.
+ */
+export type EmptyResponse = Record<string, never>;
+
+export interface ExecExitedNotification {
+  exitCode: number;
+  sessionId: string;
+}
+
+export interface ExecOutputDeltaNotification {
+  chunk: string;
+  sessionId: string;
+  stream: ExecOutputStream;
+}
+
+/**
+ * Which output stream a chunk came from. PTY output is reported as `stdout`.
+ */
+export type ExecOutputStream = "stdout" | "stderr";
+
+/**
+ * `command/exec` params. `env` is the child's complete environment.
+ */
+export interface ExecParams {
+  arg0?: string | null;
+  argv: Array<string>;
+  cwd: string;
+  env?: Record<string, string>;
+  tty?: boolean;
+}
+
+export interface ExecResponse {
+  sessionId: string;
+}
+
+export interface ExecTerminateParams {
+  sessionId: string;
+}
+
+export interface ExecTerminateResponse {
+  running: boolean;
+}
+
+export interface ExecWriteParams {
+  chunk: string;
+  sessionId: string;
+}
+
+export interface ExecWriteResponse {
+  accepted: boolean;
+}
+
+/**
+ * `process/exited`: sent after all output the process wrote before exiting.
+ */
+export interface ExitedNotification {
+  /**
+   * The exit status, or 128 + N after death by signal N.
+   */
+  exitCode: number;
+  processId: string;
+  seq: number;
+  signal?: string | null;
+  timedOut: boolean;
+}
+
+export interface InitializeParams {
+  clientName?: string;
+  /**
+   * Resume the session (and its detached processes) with this id, taken
+   * from an earlier `initialize` result.
+   */
+  resumeSessionId?: string | null;
+}
+
+export interface InitializeResponse {
+  /**
+   * The server's limits, so clients can size their requests.
+   */
+  limits?: ServerLimits | null;
+  protocolVersion: string;
+  /**
+   * True when `resumeSessionId` was accepted.
+   */
+  resumed?: boolean;
+  /**
+   * This server's public name in a fleet (`--server-id`). A client
+   * resumes its session through a balancer by routing to this name.
+   */
+  serverId?: string | null;
+  serverName?: string | null;
+  serverVersion?: string | null;
+  /**
+   * This connection's session: a secret that resumes it later.
+   */
+  sessionId?: string | null;
+}
+
+export interface ListParams {
+  /**
+   * Only processes carrying all these labels.
+   */
+  labels?: Record<string, string> | null;
+}
+
+export interface ListResponse {
+  processes: Array<ProcessInfo>;
+}
+
+/**
+ * `observe/list` params.
+ */
+export interface ObserveListParams {
+  /**
+   * Only processes carrying all these labels.
+   */
+  labels?: Record<string, string> | null;
+}
+
+export interface ObserveListResponse {
+  /**
+   * Sorted by owner, then process id.
+   */
+  processes: Array<ObservedProcess>;
+  /**
+   * More processes matched than one answer carries
+   * ([`MAX_LISTED_PROCESSES`]); narrow with `labels`.
+   */
+  truncated?: boolean;
+}
+
+/**
+ * One process of some session on the server.
+ */
+export interface ObservedProcess {
+  argv: Array<string>;
+  exitCode?: number | null;
+  labels: Record<string, string>;
+  /**
+   * The process belongs to the caller's own session.
+   */
+  mine: boolean;
+  /**
+   * The owning session's public handle (not its secret id).
+   */
+  owner: string;
+  /**
+   * The owning session has a connection right now (false while its
+   * detached processes wait to be resumed).
+   */
+  ownerAttached: boolean;
+  /**
+   * The `clientName` the owning session gave at `initialize`.
+   */
+  ownerClient: string;
+  pid: number;
+  processId: string;
+  running: boolean;
+  /**
+   * PTY: the terminal's current size.
+   */
+  size?: TerminalSize | null;
+  tty: boolean;
+}
+
+/**
+ * The params of a `process/*` method, addressed to a process of the
+ * session `owner` (a handle from `observe/list`).
+ */
+export interface ObservedProcessIdParams {
+  /**
+   * The owning session's public handle, from `observe/list`.
+   */
+  owner: string;
+  processId: string;
+}
+
+/**
+ * The params of a `process/*` method, addressed to a process of the
+ * session `owner` (a handle from `observe/list`).
+ */
+export interface ObservedReadParams {
+  /**
+   * Return output with a greater seq (default 0: from the start).
+   */
+  afterSeq?: number;
+  /**
+   * Budget for the chunks returned; whole chunks only, at least one.
+   */
+  maxBytes?: number | null;
+  /**
+   * The owning session's public handle, from `observe/list`.
+   */
+  owner: string;
+  processId: string;
+  /**
+   * When nothing is new, wait up to this long for output or the exit.
+   */
+  waitMs?: number | null;
+}
+
+/**
+ * The params of a `process/*` method, addressed to a process of the
+ * session `owner` (a handle from `observe/list`).
+ */
+export interface ObservedResizeParams {
+  cols: number;
+  /**
+   * The owning session's public handle, from `observe/list`.
+   */
+  owner: string;
+  processId: string;
+  rows: number;
+}
+
+/**
+ * The params of a `process/*` method, addressed to a process of the
+ * session `owner` (a handle from `observe/list`).
+ */
+export interface ObservedSignalParams {
+  /**
+   * The owning session's public handle, from `observe/list`.
+   */
+  owner: string;
+  processId: string;
+  /**
+   * One of SIGINT, SIGTERM, SIGKILL, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2.
+   */
+  signal: string;
+}
+
+/**
+ * The params of a `process/*` method, addressed to a process of the
+ * session `owner` (a handle from `observe/list`).
+ */
+export interface ObservedWriteParams {
+  /**
+   * Base64 bytes.
+   */
+  chunk: string;
+  /**
+   * The owning session's public handle, from `observe/list`.
+   */
+  owner: string;
+  processId: string;
+  /**
+   * Idempotency key: a retry with an id this process already accepted is
+   * acknowledged without writing twice.
+   */
+  writeId?: string | null;
+}
+
+/**
+ * What happens to a process when its connection ends.
+ */
+export type OnDisconnect = "kill" | "detach";
+
+export interface OutputChunk {
+  chunk: string;
+  seq: number;
+  stream: ProcessStream;
+}
+
+/**
+ * `process/output`.
+ */
+export interface OutputNotification {
+  chunk: string;
+  processId: string;
+  seq: number;
+  stream: ProcessStream;
+}
+
+/**
+ * Params of methods that take only a process id (`closeStdin`,
+ * `snapshot`, `release`).
+ */
+export interface ProcessIdParams {
+  processId: string;
+}
+
+export interface ProcessInfo {
+  argv: Array<string>;
+  exitCode?: number | null;
+  labels: Record<string, string>;
+  pid: number;
+  processId: string;
+  running: boolean;
+  tty: boolean;
+}
+
+/**
+ * Which stream a chunk belongs to.
+ */
+export type ProcessStream = "stdout" | "stderr" | "pty";
+
+export interface ReadParams {
+  /**
+   * Return output with a greater seq (default 0: from the start).
+   */
+  afterSeq?: number;
+  /**
+   * Budget for the chunks returned; whole chunks only, at least one.
+   */
+  maxBytes?: number | null;
+  processId: string;
+  /**
+   * When nothing is new, wait up to this long for output or the exit.
+   */
+  waitMs?: number | null;
+}
+
+export interface ReadResponse {
+  chunks: Array<OutputChunk>;
+  /**
+   * All output delivered and the process reaped.
+   */
+  closed: boolean;
+  /**
+   * The answer reached the newest output: nothing after `nextSeq`
+   * existed when it was made. False when `maxBytes` cut it short: read
+   * again from `nextSeq`. (Absent from older servers; read as false.)
+   */
+  complete?: boolean;
+  /**
+   * Bytes after `afterSeq` that retention had already dropped.
+   */
+  droppedBytes: number;
+  exitCode?: number | null;
+  exited: boolean;
+  /**
+   * Pass as `afterSeq` to continue: the highest seq this answer covers
+   * (including the exit once it is reported).
+   */
+  nextSeq: number;
+}
+
+export interface ResizeParams {
+  cols: number;
+  processId: string;
+  rows: number;
+}
+
+/**
+ * Limits a client may want to know about.
+ */
+export interface ServerLimits {
+  detachTtlMs: number;
+  maxExitedRecords: number;
+  maxMessageBytes: number;
+  maxProcessesPerConnection: number;
+  retainedOutputBytes: number;
+}
+
+export interface SignalParams {
+  processId: string;
+  /**
+   * One of SIGINT, SIGTERM, SIGKILL, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2.
+   */
+  signal: string;
+}
+
+export interface SignalResponse {
+  /**
+   * False when the process group no longer exists.
+   */
+  delivered: boolean;
+}
+
+export interface SnapshotResponse {
+  exitCode?: number | null;
+  running: boolean;
+  /**
+   * PTY: the rendered screen, one string per row.
+   */
+  screen?: Array<string> | null;
+  /**
+   * PTY: base64 bytes that redraw `screen` on a fresh terminal of `size`:
+   * the alternate screen when active, colours and attributes, cursor
+   * position, input modes. A terminal paints these, then the output
+   * after `seq`.
+   */
+  screenAnsi?: string | null;
+  /**
+   * The newest output seq this snapshot reflects (0 before any output):
+   * continue with `process/read {afterSeq: seq}` to see every later byte
+   * exactly once.
+   */
+  seq?: number;
+  /**
+   * PTY: the terminal size `screen` is rendered at.
+   */
+  size?: TerminalSize | null;
+  /**
+   * Retained stderr (pipes), base64.
+   */
+  stderr?: string | null;
+  /**
+   * Retained stdout (pipes), base64.
+   */
+  stdout?: string | null;
+  /**
+   * Retained terminal output (PTY), base64.
+   */
+  terminal?: string | null;
+  /**
+   * Retention dropped the middle of some stream.
+   */
+  truncated: boolean;
+}
+
+/**
+ * `process/start` params.
+ */
+export interface StartParams {
+  arg0?: string | null;
+  argv: Array<string>;
+  /**
+   * Absolute working directory.
+   */
+  cwd: string;
+  /**
+   * How long a detached process waits for its session to be resumed
+   * (bounded by the server's `--detach-ttl-ms`).
+   */
+  detachTtlMs?: number | null;
+  /**
+   * With `inheritEnv: false` (default) the complete environment; with
+   * `true`, overlaid on the server's environment.
+   */
+  env?: Record<string, string>;
+  inheritEnv?: boolean;
+  labels?: Record<string, string>;
+  onDisconnect?: OnDisconnect | null;
+  /**
+   * Client-chosen id; the server assigns `proc-N` when absent.
+   */
+  processId?: string | null;
+  /**
+   * Terminal size for `tty: true` (default 24×80).
+   */
+  size?: TerminalSize | null;
+  /**
+   * stdin of a pipe-mode process (default `closed`). PTY processes always
+   * take input.
+   */
+  stdin?: StdinKind | null;
+  /**
+   * `false`: no `process/output` notifications; read with `process/read`
+   * or `process/snapshot`. The process then never blocks on output.
+   */
+  streamOutput?: boolean | null;
+  /**
+   * Kill the process group after this long; the exit reports `timedOut`.
+   */
+  timeoutMs?: number | null;
+  tty?: boolean;
+}
+
+export interface StartResponse {
+  /**
+   * The OS pid, which is also the process group id.
+   */
+  pid: number;
+  processId: string;
+}
+
+/**
+ * Where a pipe-mode process's stdin comes from.
+ */
+export type StdinKind = "closed" | "pipe";
+
+/**
+ * A terminal size in character cells.
+ */
+export interface TerminalSize {
+  cols: number;
+  rows: number;
+}
+
+export interface TerminateParams {
+  /**
+   * Without: SIGKILL the group now. With: SIGTERM now, SIGKILL after
+   * this many milliseconds if it has not exited.
+   */
+  graceMs?: number | null;
+  processId: string;
+}
+
+export interface TerminateResponse {
+  /**
+   * Whether the process was still running.
+   */
+  running: boolean;
+}
+
+export interface WaitParams {
+  /**
+   * Return when new output matches this regular expression (`"matched"`).
+   */
+  match?: string | null;
+  processId: string;
+  /**
+   * Return when no new output arrived for this long (`"quiet"`).
+   */
+  quietMs?: number | null;
+  /**
+   * Give up after this long (`reason: "timeout"`). Capped by the server.
+   */
+  timeoutMs?: number | null;
+}
+
+/**
+ * Why `process/wait` returned.
+ */
+export type WaitReason = "exited" | "matched" | "quiet" | "timeout";
+
+export interface WaitResponse {
+  exitCode?: number | null;
+  exited: boolean;
+  reason: WaitReason;
+  /**
+   * Name of the signal that killed the process, if one did.
+   */
+  signal?: string | null;
+  /**
+   * The process was killed by its own `timeoutMs` (not the wait's).
+   */
+  timedOut: boolean;
+}
+
+export interface WriteParams {
+  /**
+   * Base64 bytes.
+   */
+  chunk: string;
+  processId: string;
+  /**
+   * Idempotency key: a retry with an id this process already accepted is
+   * acknowledged without writing twice.
+   */
+  writeId?: string | null;
+}
+
+export interface WriteResponse {
+  accepted: boolean;
+}
+
+/** Every request: its params and its result. */
+export interface Methods {
+  "command/exec": {params: ExecParams; result: ExecResponse};
+  "command/exec/terminate": {params: ExecTerminateParams; result: ExecTerminateResponse};
+  "command/exec/write": {params: ExecWriteParams; result: ExecWriteResponse};
+  "initialize": {params: InitializeParams; result: InitializeResponse};
+  "observe/list": {params: ObserveListParams; result: ObserveListResponse};
+  "observe/read": {params: ObservedReadParams; result: ReadResponse};
+  "observe/resize": {params: ObservedResizeParams; result: EmptyResponse};
+  "observe/signal": {params: ObservedSignalParams; result: SignalResponse};
+  "observe/snapshot": {params: ObservedProcessIdParams; result: SnapshotResponse};
+  "observe/write": {params: ObservedWriteParams; result: WriteResponse};
+  "process/closeStdin": {params: ProcessIdParams; result: EmptyResponse};
+  "process/list": {params: ListParams; result: ListResponse};
+  "process/read": {params: ReadParams; result: ReadResponse};
+  "process/release": {params: ProcessIdParams; result: EmptyResponse};
+  "process/resize": {params: ResizeParams; result: EmptyResponse};
+  "process/signal": {params: SignalParams; result: SignalResponse};
+  "process/snapshot": {params: ProcessIdParams; result: SnapshotResponse};
+  "process/start": {params: StartParams; result: StartResponse};
+  "process/status": {params: ProcessIdParams; result: ProcessInfo};
+  "process/terminate": {params: TerminateParams; result: TerminateResponse};
+  "process/wait": {params: WaitParams; result: WaitResponse};
+  "process/write": {params: WriteParams; result: WriteResponse};
+}
+
+/** Every notification and its params. */
+export interface Notifications {
+  "command/exec/exited": {params: ExecExitedNotification};
+  "command/exec/outputDelta": {params: ExecOutputDeltaNotification};
+  "initialized": {params: unknown};
+  "process/closed": {params: ClosedNotification};
+  "process/exited": {params: ExitedNotification};
+  "process/output": {params: OutputNotification};
+}
