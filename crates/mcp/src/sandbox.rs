@@ -124,12 +124,13 @@ pub fn denial_note(output: &str, confined: &Confined) -> Option<String> {
                 ));
             }
         }
-        if applied.filesystem == FilesystemMode::Full
-            || !FILE_DENIALS.iter().any(|m| line.contains(m))
-        {
+        if applied.filesystem == FilesystemMode::Full {
             continue;
         }
-        for candidate in paths_in(line) {
+        let Some(at) = FILE_DENIALS.iter().filter_map(|m| line.find(m)).min() else {
+            continue;
+        };
+        for candidate in paths_near(line, at) {
             let path = lexical_absolute(&confined.workdir, &candidate);
             if let Some(read_only) = applied
                 .read_only_paths
@@ -170,9 +171,31 @@ pub fn denial_note(output: &str, confined: &Confined) -> Option<String> {
     None
 }
 
-/// Path-like tokens of a message: quoted ('x', "x", `x`, ‘x’) or bare
-/// tokens with a slash.
-fn paths_in(line: &str) -> Vec<String> {
+/// Path-like tokens of a message, the likeliest first: after the error
+/// text (`Permission denied: '/x'`), then before it, nearest first
+/// (`cannot create /x: Permission denied`). A leading `program:` is not a
+/// candidate (`/bin/sh: 1: cannot create …`).
+fn paths_near(line: &str, at: usize) -> Vec<String> {
+    let mut tokens = tokens_of(line);
+    if let Some(first) = line.split_whitespace().next()
+        && first.ends_with(':')
+    {
+        tokens.retain(|(start, _)| *start != 0);
+    }
+    let (mut after, mut before): (Vec<_>, Vec<_>) =
+        tokens.into_iter().partition(|(start, _)| *start > at);
+    after.sort_by_key(|(start, _)| *start);
+    before.sort_by_key(|(start, _)| std::cmp::Reverse(*start));
+    after
+        .into_iter()
+        .chain(before)
+        .map(|(_, token)| token)
+        .collect()
+}
+
+/// Path-like tokens with their byte offsets: quoted ('x', "x", `x`, ‘x’)
+/// or bare tokens with a slash.
+fn tokens_of(line: &str) -> Vec<(usize, String)> {
     let mut found = Vec::new();
     for (open, close) in [
         ('\'', '\''),
@@ -181,28 +204,31 @@ fn paths_in(line: &str) -> Vec<String> {
         ('`', '`'),
         ('‘', '’'),
     ] {
-        let mut rest = line;
-        while let Some(start) = rest.find(open) {
-            let after = &rest[start + open.len_utf8()..];
-            let Some(end) = after.find(close) else {
+        let mut offset = 0;
+        while let Some(start) = line[offset..].find(open) {
+            let token_start = offset + start + open.len_utf8();
+            let Some(end) = line[token_start..].find(close) else {
                 break;
             };
-            let token = &after[..end];
+            let token = &line[token_start..token_start + end];
             if !token.is_empty() && !token.contains(' ') {
-                found.push(token.to_string());
+                found.push((token_start, token.to_string()));
             }
-            rest = &after[end + close.len_utf8()..];
+            offset = token_start + end + close.len_utf8();
         }
     }
-    for token in line.split_whitespace() {
-        let token = token.trim_matches(|c: char| {
+    let mut offset = 0;
+    for word in line.split_whitespace() {
+        let start = offset + line[offset..].find(word).unwrap_or(0);
+        offset = start + word.len();
+        let token = word.trim_matches(|c: char| {
             matches!(
                 c,
                 ':' | ',' | ';' | '\'' | '"' | '`' | '(' | ')' | '[' | ']' | '‘' | '’'
             )
         });
         if token.contains('/') && !token.contains("://") {
-            found.push(token.to_string());
+            found.push((start, token.to_string()));
         }
     }
     found
@@ -267,6 +293,23 @@ mod tests {
             assert!(note.contains("`/etc/x` is outside"), "{note}");
             assert!(note.contains("/ws"), "{note}");
         }
+    }
+
+    #[test]
+    fn the_program_name_is_not_taken_for_the_path() {
+        let c = confined(NetworkMode::None);
+        let note = denial_note(
+            "/bin/sh: 1: cannot create /tmp/x/out: Permission denied",
+            &c,
+        )
+        .unwrap();
+        assert!(note.contains("`/tmp/x/out`"), "{note}");
+        let note = denial_note(
+            "/usr/bin/touch: cannot touch '/etc/y': Permission denied",
+            &c,
+        )
+        .unwrap();
+        assert!(note.contains("`/etc/y`"), "{note}");
     }
 
     #[test]
