@@ -2,8 +2,8 @@
 //! by the official MCP Python SDK: commands inside the workspace work,
 //! writes outside it, to `.git` and network connections are refused, and
 //! each result says so in words a model can act on. The scenarios live in
-//! `mcp_sandbox_client.py`; this test fails when they fail, or when Python
-//! or the SDK is missing.
+//! `mcp_sandbox_client.py`; this test fails when they fail, or when the
+//! test Python (`scripts/test`) or the SDK is missing.
 
 mod common;
 
@@ -12,18 +12,24 @@ use std::process::Command;
 #[test]
 fn mcp_with_a_sandbox_reports_denials_to_the_model() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mcp_sandbox_client.py");
-    let sdk = Command::new("python3").args(["-c", "import mcp"]).output();
-    match sdk {
-        Ok(output) if output.status.success() => {}
-        _ => panic!("python3 with the `mcp` package is required: pip install mcp (.ci/run does)"),
-    }
+    let python = common::test_python();
+    let sdk = Command::new(&python)
+        .args(["-c", "import mcp"])
+        .output()
+        .expect("run the test Python");
+    assert!(
+        sdk.status.success(),
+        "{} cannot import `mcp`: run scripts/test, which installs scripts/python-requirements.txt\n{}",
+        python.display(),
+        String::from_utf8_lossy(&sdk.stderr)
+    );
     let workspace = tempfile::tempdir().unwrap();
     std::fs::create_dir(workspace.path().join(".git")).unwrap();
     std::fs::write(workspace.path().join(".git/config"), "[core]\n").unwrap();
     let outside = tempfile::tempdir().unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let output = Command::new("python3")
+    let output = Command::new(&python)
         .arg(script)
         .arg(common::server_bin())
         .arg(workspace.path())
