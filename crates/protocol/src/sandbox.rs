@@ -33,6 +33,7 @@ pub enum FilesystemMode {
 pub enum NetworkMode {
     /// `AF_UNIX` only: no IPv4, IPv6, raw, packet, netlink or other sockets.
     None,
+    /// Every socket family.
     Full,
 }
 
