@@ -76,6 +76,12 @@ export interface ExitedNotification {
   timedOut: boolean;
 }
 
+/**
+ * What the filesystem looks like to a sandboxed process. Ordered from the
+ * narrowest to the widest.
+ */
+export type FilesystemMode = "read-only" | "workspace-write" | "full";
+
 export interface InitializeParams {
   clientName?: string;
   /**
@@ -95,6 +101,10 @@ export interface InitializeResponse {
    * True when `resumeSessionId` was accepted.
    */
   resumed?: boolean;
+  /**
+   * What the server can confine, and its sandbox policy.
+   */
+  sandbox?: SandboxInfo | null;
   /**
    * This server's public name in a fleet (`--server-id`). A client
    * resumes its session through a balancer by routing to this name.
@@ -118,6 +128,11 @@ export interface ListParams {
 export interface ListResponse {
   processes: Array<ProcessInfo>;
 }
+
+/**
+ * Which sockets a sandboxed process may open. Ordered narrowest first.
+ */
+export type NetworkMode = "none" | "full";
 
 /**
  * `observe/list` params.
@@ -306,6 +321,8 @@ export interface ProcessInfo {
  */
 export type ProcessStream = "stdout" | "stderr" | "pty";
 
+export type ReadOnlySubpathSupport = "mountNamespace" | "userNamespace" | "unavailable";
+
 export interface ReadParams {
   /**
    * Return output with a greater seq (default 0: from the start).
@@ -351,6 +368,157 @@ export interface ResizeParams {
   cols: number;
   processId: string;
   rows: number;
+}
+
+/**
+ * `process/start` result `sandbox`: the confinement actually applied.
+ * Absent for an unconfined process.
+ */
+export interface SandboxApplied {
+  enforcement: SandboxEnforcement;
+  filesystem: FilesystemMode;
+  network: NetworkMode;
+  /**
+   * Absolute paths kept read-only inside the writable roots.
+   */
+  readOnlyPaths: Array<string>;
+  /**
+   * Canonical readable roots, when reads are restricted.
+   */
+  readableRoots?: Array<string> | null;
+  /**
+   * The private temporary directory, the child's `TMPDIR`; removed when
+   * the process is closed.
+   */
+  tmpdir?: string | null;
+  /**
+   * Canonical writable roots (`workspace-write`).
+   */
+  writableRoots: Array<string>;
+}
+
+/**
+ * The kernel mechanisms that confine a process.
+ */
+export interface SandboxEnforcement {
+  /**
+   * Abstract `AF_UNIX` sockets outside the sandbox are refused (ABI ≥ 6,
+   * network `none`).
+   */
+  abstractUnixScope: boolean;
+  /**
+   * The capability bounding set is empty too.
+   */
+  boundingSetCleared: boolean;
+  /**
+   * Effective, permitted, inheritable and ambient capabilities are empty.
+   */
+  capabilitiesDropped: boolean;
+  /**
+   * Landlock ABI the ruleset was built for; absent when Landlock is not
+   * used (filesystem `full` on a kernel without it).
+   */
+  landlockAbi?: number | null;
+  /**
+   * TCP bind/connect also refused by Landlock (ABI ≥ 4, network `none`).
+   */
+  landlockNetwork: boolean;
+  /**
+   * Read-only subpaths are enforced by a read-only bind mount in a
+   * private mount namespace.
+   */
+  mountNamespace: boolean;
+  noNewPrivs: boolean;
+  /**
+   * The seccomp filter (sockets, io_uring, ptrace, namespaces, …).
+   */
+  seccomp: boolean;
+  /**
+   * Signals to processes outside the sandbox are refused (ABI ≥ 6).
+   */
+  signalScope: boolean;
+}
+
+/**
+ * `initialize` result `sandbox`.
+ */
+export interface SandboxInfo {
+  /**
+   * The server's policy (`--sandbox`): the default for every process,
+   * `command/exec` included, and the ceiling for requests. Absent: a
+   * process is confined only when it asks.
+   */
+  policy?: SandboxParams | null;
+  support: SandboxSupport;
+}
+
+/**
+ * `process/start` `sandbox`: confine the process and all its descendants.
+ * `null` or absent: the server's policy (`--sandbox`), or no confinement
+ * when the server has none. With a server policy a request may only
+ * narrow it; asking for more is refused with an error naming the flag.
+ */
+export interface SandboxParams {
+  /**
+   * Default: the server policy's mode, or `read-only` without one.
+   */
+  filesystem?: FilesystemMode | null;
+  /**
+   * Default: the server policy's, or `none`.
+   */
+  network?: NetworkMode | null;
+  /**
+   * Relative paths under every writable root that stay read-only (when
+   * they exist at start). Default `[".git"]`; under a server policy it
+   * must include the server's.
+   */
+  readOnlySubpaths?: Array<string> | null;
+  /**
+   * When set, nothing else is readable but these absolute paths, the
+   * writable roots, the temporary directory and what programs need to
+   * start (the system's program and library directories and a few files
+   * of `/etc`). Needs `read-only` or `workspace-write`.
+   */
+  readableRoots?: Array<string> | null;
+  /**
+   * Absolute paths writable under `workspace-write` (each must exist).
+   * Default: the server's writable roots, or the process's `cwd` when
+   * the server has no `workspace-write` policy. The private temporary
+   * directory (the child's `TMPDIR`) is writable in any confined mode.
+   */
+  writableRoots?: Array<string> | null;
+}
+
+/**
+ * What this server can enforce.
+ */
+export interface SandboxSupport {
+  /**
+   * Children can have an empty capability bounding set.
+   */
+  boundingSet: boolean;
+  /**
+   * Filesystem confinement (`read-only`, `workspace-write`) is possible:
+   * Landlock ABI 3 or later.
+   */
+  filesystem: boolean;
+  /**
+   * Landlock ABI version of the kernel; absent without Landlock.
+   */
+  landlockAbi?: number | null;
+  /**
+   * How read-only subpaths are enforced: `mountNamespace` (the server
+   * has CAP_SYS_ADMIN), `userNamespace`, or `unavailable`.
+   */
+  readOnlySubpaths: ReadOnlySubpathSupport;
+  /**
+   * Signals and abstract sockets are scoped to the sandbox (ABI ≥ 6).
+   */
+  scopes: boolean;
+  /**
+   * seccomp filters; without them no sandbox can be started.
+   */
+  seccomp: boolean;
 }
 
 /**
@@ -449,6 +617,10 @@ export interface StartParams {
    */
   processId?: string | null;
   /**
+   * Confine the process and its descendants (see [`crate::sandbox`]).
+   */
+  sandbox?: SandboxParams | null;
+  /**
    * Terminal size for `tty: true` (default 24×80).
    */
   size?: TerminalSize | null;
@@ -475,6 +647,10 @@ export interface StartResponse {
    */
   pid: number;
   processId: string;
+  /**
+   * The confinement applied; absent when the process runs unconfined.
+   */
+  sandbox?: SandboxApplied | null;
 }
 
 /**

@@ -81,6 +81,9 @@ pub struct ServerFlags {
     /// Listen on a non-loopback address without a token. Anyone who can reach the port can run commands as this user.
     #[arg(long)]
     pub insecure_no_auth: bool,
+
+    #[command(flatten)]
+    pub sandbox: crate::sandbox_flags::SandboxFlags,
 }
 
 /// Everything the binary needs to serve, validated.
@@ -116,6 +119,10 @@ struct FileConfig {
     path_prefix: Option<String>,
     #[serde(default)]
     web: bool,
+    sandbox: Option<String>,
+    #[serde(default)]
+    writable_root: Vec<PathBuf>,
+    sandbox_network: Option<String>,
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -235,6 +242,13 @@ impl ServerFlags {
                 Some(id) => ServerId::new(id)?,
                 None => defaults.server_id,
             },
+            sandbox: self
+                .sandbox
+                .server_policy(&crate::sandbox_flags::FileSandbox {
+                    sandbox: file.sandbox.clone(),
+                    writable_roots: file.writable_root.clone(),
+                    sandbox_network: file.sandbox_network.clone(),
+                })?,
         };
         if config.max_message_bytes < 1024 {
             anyhow::bail!("--max-message-bytes must be at least 1024");

@@ -22,6 +22,7 @@ mod config;
 mod generate;
 mod remote;
 mod run;
+mod sandbox_flags;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -57,9 +58,15 @@ enum Command {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Recommended for agents: exec-server mcp --sandbox workspace-write --writable-root DIR\n(writes only under DIR and a private TMPDIR, DIR/.git read-only, no network). See docs/SANDBOX.md."
+)]
 struct McpArgs {
     #[command(flatten)]
     server: remote::ServerChoice,
+
+    #[command(flatten)]
+    sandbox: sandbox_flags::SandboxFlags,
 }
 
 fn main() -> ExitCode {
@@ -147,8 +154,9 @@ fn mcp_main(args: McpArgs) -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
+        let sandbox = args.sandbox.request()?;
         let client = args.server.connect("exec-server mcp").await?;
-        exec_server_mcp::serve_stdio(client).await
+        exec_server_mcp::serve_stdio_with_sandbox(client, sandbox).await
     });
     runtime.shutdown_background();
     match result {

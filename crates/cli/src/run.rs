@@ -49,10 +49,14 @@ Examples:
   exec-server run -- ls -l /tmp
   echo hi | exec-server run -- cat
   exec-server run -t -- bash
+  exec-server run --sandbox workspace-write --writable-root . -- make test
   exec-server run --connect ws://127.0.0.1:8080 --token-file ~/.exec-token -- make test")]
 pub struct RunArgs {
     #[command(flatten)]
     server: ServerChoice,
+
+    #[command(flatten)]
+    sandbox: crate::sandbox_flags::SandboxFlags,
 
     /// Give the command a terminal (default when stdin and stdout are terminals).
     #[arg(short = 't', long, conflicts_with = "no_tty")]
@@ -141,6 +145,7 @@ fn start_params(args: &RunArgs, tty: bool) -> anyhow::Result<StartParams> {
         tty,
         size: if tty { local_size() } else { None },
         stdin: (!tty).then_some(StdinKind::Pipe),
+        sandbox: args.sandbox.request()?,
         ..StartParams::default()
     })
 }

@@ -102,6 +102,7 @@ pub struct RemoteProcess {
     pid: i32,
     events: mpsc::Receiver<ProcessEvent>,
     exit: Option<ExitInfo>,
+    sandbox: Option<exec_server_protocol::sandbox::SandboxApplied>,
 }
 
 impl RemoteProcess {
@@ -116,7 +117,13 @@ impl RemoteProcess {
             pid: started.pid,
             events,
             exit: None,
+            sandbox: started.sandbox,
         }
+    }
+
+    /// The confinement the server applied; `None` when unconfined.
+    pub fn sandbox(&self) -> Option<&exec_server_protocol::sandbox::SandboxApplied> {
+        self.sandbox.as_ref()
     }
 
     /// The client this process belongs to.

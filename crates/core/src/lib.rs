@@ -13,6 +13,9 @@
 //! - [`ProcessGroups`] kills sets of process groups at cleanup time.
 //! - The watchdog (`watchdog`) is a helper process that kills every live
 //!   process group if the server itself is killed without cleaning up.
+//! - [`sandbox`] confines a process and its descendants (Landlock, seccomp,
+//!   capabilities, read-only subpaths) when its config carries a
+//!   [`SandboxPolicy`]; the child applies it before `execve`.
 //!
 //! Every child is the leader of its own process group (PTY children lead
 //! their own session, with the PTY as controlling terminal), so signals and
@@ -22,6 +25,7 @@ pub mod groups;
 pub mod process;
 pub mod pty;
 pub mod retention;
+pub mod sandbox;
 
 mod screen;
 
@@ -39,3 +43,4 @@ pub use process::{
 pub use pty::TerminalSize;
 pub use pump::MAX_CHUNK_BYTES;
 pub use retention::{RetainedChunk, RetainedRead};
+pub use sandbox::{AppliedSandbox, FilesystemAccess, NetworkAccess, SandboxPolicy};

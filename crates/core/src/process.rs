@@ -8,7 +8,7 @@
 
 use std::ffi::{CString, OsStr};
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,8 +24,9 @@ use tokio::sync::{mpsc, watch};
 use crate::pty::{self, TerminalSize};
 use crate::pump::{self, PumpStreams};
 use crate::retention::{DEFAULT_RETAINED_BYTES, RetainedOutput, RetainedRead};
+use crate::sandbox::{self, AppliedSandbox, SandboxError, SandboxPolicy};
 use crate::screen::TerminalScreen;
-use crate::spawn::{self, ChildSpec};
+use crate::spawn::{self, ChildSpec, SandboxSpec};
 use crate::stdin::{self, StdinOp};
 
 /// Which stream a chunk of output came from.
@@ -72,6 +73,8 @@ pub struct ProcessConfig {
     /// Kill the process group when it runs longer than this; the exit then
     /// reports `timed_out`.
     pub timeout: Option<Duration>,
+    /// Confine the process and its descendants (see [`crate::sandbox`]).
+    pub sandbox: Option<SandboxPolicy>,
 }
 
 impl ProcessConfig {
@@ -86,6 +89,7 @@ impl ProcessConfig {
             },
             retained_bytes: DEFAULT_RETAINED_BYTES,
             timeout: None,
+            sandbox: None,
         }
     }
 }
@@ -222,6 +226,8 @@ pub(crate) struct Shared {
     pub screen: Option<Mutex<TerminalScreen>>,
     /// Set just before a timeout kills the group.
     pub timed_out: AtomicBool,
+    /// The confinement it runs under, if sandboxed.
+    pub sandbox: Option<AppliedSandbox>,
 }
 
 /// The rendered screen of a PTY process.
@@ -267,6 +273,11 @@ impl ProcessHandle {
 
     pub fn has_stdin(&self) -> bool {
         self.shared.stdin.is_some()
+    }
+
+    /// The confinement the process runs under; `None` when unconfined.
+    pub fn sandbox(&self) -> Option<&AppliedSandbox> {
+        self.shared.sandbox.as_ref()
     }
 
     /// Queues bytes for the child's stdin, in order. Waits only when many
@@ -446,7 +457,7 @@ pub async fn spawn_process(config: ProcessConfig) -> Result<Process, SpawnError>
         program: program_name.clone(),
         source,
     };
-    let prepared = prepare(&config)?;
+    let mut prepared = prepare(&config)?;
 
     let (stdio, streams, terminal, stdin_fd) = match config.stdio {
         StdioMode::Pipes { stdin } => {
@@ -498,6 +509,21 @@ pub async fn spawn_process(config: ProcessConfig) -> Result<Process, SpawnError>
             )
         }
     };
+    let mut sandbox = match &config.sandbox {
+        None => None,
+        Some(policy) => {
+            let terminal = terminal.is_some().then(|| stdio[0].as_fd());
+            Some(
+                sandbox::prepare(policy, terminal).map_err(|error| match error {
+                    SandboxError::Invalid(message) => SpawnError::Invalid(message),
+                    other => os_error(io::Error::other(other.to_string())),
+                })?,
+            )
+        }
+    };
+    if let Some(tmpdir) = sandbox.as_ref().and_then(|s| s.applied.tmpdir.as_deref()) {
+        set_tmpdir(&mut prepared.envp, tmpdir)?;
+    }
     let [child_stdin, child_stdout, child_stderr] = stdio;
     let spec = ChildSpec {
         program: prepared.program,
@@ -510,11 +536,30 @@ pub async fn spawn_process(config: ProcessConfig) -> Result<Process, SpawnError>
             spawn::above_stdio(child_stderr).map_err(os_error)?,
         ],
         controlling_tty: terminal.is_some(),
+        sandbox: sandbox.as_mut().map(|s| SandboxSpec {
+            ruleset: s.ruleset.take(),
+            seccomp: s.seccomp,
+            protected: std::mem::take(&mut s.protected),
+            user_namespace: s.user_namespace,
+            drop_bounding_set: s.drop_bounding_set,
+            last_capability: s.last_capability,
+        }),
     };
     // The spec owns the child's ends of the pipes or the PTY slave; dropping
     // it after the spawn closes our copies, so end-of-file arrives when the
     // child side is gone.
-    let child = spawn::spawn(spec).await.map_err(os_error)?;
+    let confined = spec.sandbox.is_some();
+    let child = spawn::spawn(spec).await.map_err(|error| {
+        if confined && error.raw_os_error() == Some(libc::EACCES) {
+            // execve refused by the sandbox (e.g. outside readableRoots).
+            os_error(io::Error::new(
+                error.kind(),
+                format!("{error}; the sandbox may not allow running it"),
+            ))
+        } else {
+            os_error(error)
+        }
+    })?;
     let pidfd = register(child.pidfd).map_err(os_error)?;
 
     let stdin = match (&terminal, stdin_fd) {
@@ -537,12 +582,21 @@ pub async fn spawn_process(config: ProcessConfig) -> Result<Process, SpawnError>
         progress,
         screen,
         timed_out: AtomicBool::new(false),
+        sandbox: sandbox.as_ref().map(|s| s.applied.clone()),
     });
     if let Some(timeout) = config.timeout {
         tokio::spawn(enforce_timeout(shared.clone(), timeout));
     }
     let (events_tx, events) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
-    tokio::spawn(pump::run(streams, pidfd, shared.clone(), events_tx));
+    // The private TMPDIR lives until the process is closed (every stream at
+    // end-of-file, the child reaped), then goes away with its contents.
+    let tmpdir = sandbox.and_then(|s| s.tmpdir);
+    let pump = pump::run(streams, pidfd, shared.clone(), events_tx);
+    tokio::spawn(async move {
+        pump.await;
+        // Removal happens on a background thread.
+        drop(tmpdir);
+    });
     Ok(Process {
         handle: ProcessHandle { shared },
         events,
@@ -591,6 +645,15 @@ fn cstring(what: &str, value: impl Into<Vec<u8>>) -> Result<CString, SpawnError>
         .map_err(|_| SpawnError::Invalid(format!("{what} must not contain a NUL byte")))
 }
 
+/// A sandboxed process gets its private temporary directory as `TMPDIR`.
+fn set_tmpdir(envp: &mut Vec<CString>, tmpdir: &Path) -> Result<(), SpawnError> {
+    envp.retain(|entry| !entry.as_bytes().starts_with(b"TMPDIR="));
+    let mut entry = b"TMPDIR=".to_vec();
+    entry.extend_from_slice(tmpdir.as_os_str().as_bytes());
+    envp.push(cstring("env", entry)?);
+    Ok(())
+}
+
 /// Validates the config and converts it to C strings, resolving the program
 /// against `PATH`. Runs before any descriptor is created.
 fn prepare(config: &ProcessConfig) -> Result<Prepared, SpawnError> {
@@ -605,7 +668,7 @@ fn prepare(config: &ProcessConfig) -> Result<Prepared, SpawnError> {
     for arg in &config.argv[1..] {
         argv.push(cstring("argv", arg.as_str())?);
     }
-    let mut envp = Vec::with_capacity(config.env.len());
+    let mut envp = Vec::with_capacity(config.env.len() + 1);
     for (key, value) in &config.env {
         if key.is_empty() || key.contains('=') {
             return Err(SpawnError::Invalid(format!(

@@ -21,6 +21,11 @@
 //! worker or blocking-pool thread, which may be retired at any time. That
 //! thread keeps every signal blocked, so no signal handler can run in the
 //! child while it still shares the parent's memory.
+//!
+//! A sandboxed child (see [`crate::sandbox`]) also enters its prepared
+//! namespaces and confines itself in the child routine, with the same
+//! plain system calls; the spawner thread owns the cache of template mount
+//! namespaces, since building one clones a helper.
 
 use std::ffi::{CString, c_int, c_void};
 use std::io;
@@ -29,6 +34,9 @@ use std::sync::OnceLock;
 use std::sync::mpsc as std_mpsc;
 
 use tokio::sync::oneshot;
+
+use crate::sandbox::child::{self, Confinement, Step};
+use crate::sandbox::mounts::{Protected, TemplateCache};
 
 /// Everything the child routine needs, prepared in the parent so that the
 /// child never allocates.
@@ -44,6 +52,19 @@ pub(crate) struct ChildSpec {
     /// Start a new session and make fd 0 (a PTY slave) the controlling
     /// terminal; otherwise start a new process group.
     pub controlling_tty: bool,
+    /// Confine the child before exec.
+    pub sandbox: Option<SandboxSpec>,
+}
+
+/// The prepared confinement of one sandboxed spawn.
+pub(crate) struct SandboxSpec {
+    pub ruleset: Option<OwnedFd>,
+    pub seccomp: &'static [libc::sock_filter],
+    /// Kept read-only through a template mount namespace (empty: none).
+    pub protected: Vec<Protected>,
+    pub user_namespace: bool,
+    pub drop_bounding_set: bool,
+    pub last_capability: u32,
 }
 
 /// A freshly spawned child: its pid and a pidfd to wait on.
@@ -61,18 +82,28 @@ struct ChildArgs {
     stdio: [RawFd; 3],
     controlling_tty: bool,
     parent_pid: libc::pid_t,
+    /// Null for an unconfined child.
+    confinement: *const Confinement,
     /// The child writes its errno here before `_exit` when a step fails.
     /// The parent reads it after `clone` returns (CLONE_VFORK guarantees the
     /// child has exec'd or exited by then).
     error: c_int,
+    /// With `error`: the confinement step that failed, if it was one.
+    step: c_int,
 }
 
 type Job = (ChildSpec, oneshot::Sender<io::Result<SpawnedChild>>);
 
-/// Spawns a child on the dedicated spawner thread.
+/// Spawns a child on the dedicated spawner thread (the sandbox spawner
+/// thread for a sandboxed child).
 pub(crate) async fn spawn(spec: ChildSpec) -> io::Result<SpawnedChild> {
     let (reply, response) = oneshot::channel();
-    spawner()
+    let kind = if spec.sandbox.is_some() {
+        SpawnerKind::Sandbox
+    } else {
+        SpawnerKind::Plain
+    };
+    spawner(kind)
         .send((spec, reply))
         .map_err(|_| io::Error::other("the spawner thread is gone"))?;
     response
@@ -80,26 +111,63 @@ pub(crate) async fn spawn(spec: ChildSpec) -> io::Result<SpawnedChild> {
         .map_err(|_| io::Error::other("the spawner thread dropped a request"))?
 }
 
-/// The one long-lived thread that creates every child (see the module docs).
-fn spawner() -> std_mpsc::Sender<Job> {
-    static SPAWNER: OnceLock<std_mpsc::Sender<Job>> = OnceLock::new();
-    SPAWNER
-        .get_or_init(|| {
-            let (tx, rx) = std_mpsc::channel::<Job>();
-            std::thread::Builder::new()
-                .name("exec-spawner".into())
-                .spawn(move || {
-                    block_all_signals();
-                    crate::watchdog::ensure_started();
-                    let mut stack = vec![0u8; CHILD_STACK_BYTES];
-                    for (spec, reply) in rx {
-                        let _ = reply.send(spawn_on_this_thread(&spec, &mut stack));
-                    }
-                })
-                .expect("failed to start the spawner thread");
-            tx
-        })
-        .clone()
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SpawnerKind {
+    Plain,
+    /// Children inherit its prepared credentials (see
+    /// [`child::prepare_spawner_thread`]); unconfined children must not.
+    Sandbox,
+}
+
+/// The long-lived threads that create every child (see the module docs):
+/// one for unconfined children, one for sandboxed ones.
+fn spawner(kind: SpawnerKind) -> std_mpsc::Sender<Job> {
+    static PLAIN: OnceLock<std_mpsc::Sender<Job>> = OnceLock::new();
+    static SANDBOX: OnceLock<std_mpsc::Sender<Job>> = OnceLock::new();
+    let cell = match kind {
+        SpawnerKind::Plain => &PLAIN,
+        SpawnerKind::Sandbox => &SANDBOX,
+    };
+    cell.get_or_init(|| {
+        let (tx, rx) = std_mpsc::channel::<Job>();
+        let name = match kind {
+            SpawnerKind::Plain => "exec-spawner",
+            SpawnerKind::Sandbox => "exec-spawner-sbx",
+        };
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                block_all_signals();
+                crate::watchdog::ensure_started();
+                let mut prepared: io::Result<()> = Ok(());
+                if kind == SpawnerKind::Sandbox {
+                    let support = crate::sandbox::kernel_support();
+                    prepared = child::prepare_spawner_thread(
+                        support.can_drop_bounding_set,
+                        support.last_capability as c_int,
+                    )
+                    .map_err(|step| {
+                        io::Error::other(format!(
+                            "sandbox: {} failed: {}",
+                            step.describe(),
+                            io::Error::last_os_error()
+                        ))
+                    });
+                }
+                let mut stack = vec![0u8; CHILD_STACK_BYTES];
+                let mut templates = TemplateCache::new();
+                for (spec, reply) in rx {
+                    let result = match &prepared {
+                        Ok(()) => spawn_on_this_thread(&spec, &mut stack, &mut templates),
+                        Err(error) => Err(io::Error::new(error.kind(), error.to_string())),
+                    };
+                    let _ = reply.send(result);
+                }
+            })
+            .expect("failed to start a spawner thread");
+        tx
+    })
+    .clone()
 }
 
 const CHILD_STACK_BYTES: usize = 64 * 1024;
@@ -122,9 +190,42 @@ fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
         .collect()
 }
 
-fn spawn_on_this_thread(spec: &ChildSpec, stack: &mut [u8]) -> io::Result<SpawnedChild> {
+fn spawn_on_this_thread(
+    spec: &ChildSpec,
+    stack: &mut [u8],
+    templates: &mut TemplateCache,
+) -> io::Result<SpawnedChild> {
     let argv = null_terminated(&spec.argv);
     let envp = null_terminated(&spec.envp);
+    // The template (if any) stays alive until the child has entered it.
+    let mut template = None;
+    let confinement = match &spec.sandbox {
+        None => None,
+        Some(sandbox) => {
+            if !sandbox.protected.is_empty() {
+                template = Some(
+                    templates
+                        .get(&sandbox.protected, sandbox.user_namespace, stack)
+                        .map_err(|e| {
+                            io::Error::other(format!("sandbox: {} failed: {}", e.step, e.error))
+                        })?,
+                );
+            }
+            let raw = |fd: Option<&OwnedFd>| fd.map_or(-1, |fd| fd.as_raw_fd());
+            Some(Confinement {
+                user_ns: raw(template.as_ref().and_then(|t| t.user_ns.as_ref())),
+                mount_ns: raw(template.as_ref().map(|t| &t.mount_ns)),
+                ruleset: raw(sandbox.ruleset.as_ref()),
+                seccomp: libc::sock_fprog {
+                    len: sandbox.seccomp.len() as u16,
+                    // The kernel only reads the program.
+                    filter: sandbox.seccomp.as_ptr().cast_mut(),
+                },
+                drop_bounding_set: sandbox.drop_bounding_set,
+                last_capability: sandbox.last_capability as c_int,
+            })
+        }
+    };
     let mut args = ChildArgs {
         program: spec.program.as_ptr(),
         argv: argv.as_ptr(),
@@ -138,7 +239,11 @@ fn spawn_on_this_thread(spec: &ChildSpec, stack: &mut [u8]) -> io::Result<Spawne
         controlling_tty: spec.controlling_tty,
         // SAFETY: getpid has no preconditions.
         parent_pid: unsafe { libc::getpid() },
+        confinement: confinement
+            .as_ref()
+            .map_or(std::ptr::null(), |c| c as *const Confinement),
         error: 0,
+        step: 0,
     };
     // The stack grows down: hand clone the 16-byte aligned top.
     let top = (stack.as_mut_ptr() as usize + stack.len()) & !15;
@@ -165,13 +270,25 @@ fn spawn_on_this_thread(spec: &ChildSpec, stack: &mut [u8]) -> io::Result<Spawne
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
     // SAFETY: the child has finished with `args`; volatile because the write
     // happened in another thread of execution that the compiler cannot see.
-    let error = unsafe { std::ptr::read_volatile(&raw const args.error) };
+    let (error, step) = unsafe {
+        (
+            std::ptr::read_volatile(&raw const args.error),
+            std::ptr::read_volatile(&raw const args.step),
+        )
+    };
+    drop(template);
     if error != 0 {
         // The child exited before exec; reap it so it does not linger.
         let mut status = 0;
         // SAFETY: `pid` is our child and has exited.
         unsafe { libc::waitpid(pid, &mut status, 0) };
-        return Err(io::Error::from_raw_os_error(error));
+        let os_error = io::Error::from_raw_os_error(error);
+        return Err(match Step::from_code(step) {
+            Some(step) => {
+                io::Error::other(format!("sandbox: {} failed: {os_error}", step.describe()))
+            }
+            None => os_error,
+        });
     }
     crate::watchdog::track(pid);
     Ok(SpawnedChild { pid, pidfd })
@@ -191,6 +308,13 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
             libc::_exit(127)
         }
     };
+    let fail_step = |args: &mut ChildArgs, step: Step| -> c_int {
+        // SAFETY: as for `fail`.
+        unsafe { std::ptr::write_volatile(&raw mut args.step, step as c_int) };
+        fail(args)
+    };
+    // SAFETY: null or the parent's Confinement, alive for the vfork window.
+    let confinement = unsafe { args.confinement.as_ref() };
     // SAFETY: each call below is a thin wrapper over one system call, valid
     // between clone and exec.
     unsafe {
@@ -211,7 +335,10 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
         if libc::getppid() != args.parent_pid {
             libc::_exit(127);
         }
-        if args.controlling_tty {
+        // A sandboxed pipe child starts a session of its own too: left in
+        // the server's session it could open the server's terminal
+        // (`/dev/tty`) and read or write what the user types there.
+        if args.controlling_tty || confinement.is_some() {
             if libc::setsid() < 0 {
                 return fail(args);
             }
@@ -226,8 +353,18 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
         if args.controlling_tty && libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
             return fail(args);
         }
+        if let Some(c) = confinement
+            && let Err(step) = child::enter_namespaces(c)
+        {
+            return fail_step(args, step);
+        }
         if libc::chdir(args.cwd) != 0 {
             return fail(args);
+        }
+        if let Some(c) = confinement
+            && let Err(step) = child::confine(c)
+        {
+            return fail_step(args, step);
         }
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);

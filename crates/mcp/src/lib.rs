@@ -20,11 +20,15 @@
 //! is never dropped. Processes run with `streamOutput: false`, so they never
 //! block on output between calls; their output waits in retention.
 //!
+//! With `--sandbox`, every command runs confined (see [`sandbox`]): results
+//! say so, and output that looks like a sandbox denial gets a note.
+//!
 //! The exec-server is embedded in this process, or remote with `--connect`.
 //! When the MCP client disconnects, the connection to the exec-server ends
 //! and every process started through it is killed.
 
 pub mod collector;
+pub mod sandbox;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,9 +61,17 @@ pub const QUIET: Duration = Duration::from_millis(500);
 
 /// Serves MCP on stdin/stdout until the client disconnects.
 pub async fn serve_stdio(client: ExecServerClient) -> anyhow::Result<()> {
-    let service = ExecTools::new(client)
-        .serve(rmcp::transport::stdio())
-        .await?;
+    serve_stdio_with_sandbox(client, None).await
+}
+
+/// Like [`serve_stdio`], running every command under `sandbox`.
+pub async fn serve_stdio_with_sandbox(
+    client: ExecServerClient,
+    sandbox: Option<exec_server_protocol::sandbox::SandboxParams>,
+) -> anyhow::Result<()> {
+    let mut tools = ExecTools::new(client);
+    tools.sandbox = sandbox;
+    let service = tools.serve(rmcp::transport::stdio()).await?;
     service.waiting().await?;
     Ok(())
 }
@@ -72,6 +84,8 @@ struct Session {
     /// The next output to return; the lock also serialises calls on one
     /// session, so two concurrent `write_stdin` never split its output.
     cursor: tokio::sync::Mutex<u64>,
+    /// Set when the command runs confined.
+    confined: Option<sandbox::Confined>,
 }
 
 /// The MCP tool set.
@@ -80,6 +94,8 @@ pub struct ExecTools {
     client: ExecServerClient,
     sessions: Arc<Mutex<HashMap<String, Arc<Session>>>>,
     next_session: Arc<AtomicU64>,
+    /// Sent with every command (`exec-server mcp --sandbox …`).
+    sandbox: Option<exec_server_protocol::sandbox::SandboxParams>,
     #[allow(dead_code, reason = "read by the tool_handler macro")]
     tool_router: ToolRouter<Self>,
 }
@@ -179,6 +195,7 @@ impl ExecTools {
             client,
             sessions: Arc::default(),
             next_session: Arc::new(AtomicU64::new(1)),
+            sandbox: None,
             tool_router: Self::tool_router(),
         }
     }
@@ -220,7 +237,18 @@ impl ExecTools {
             let _ = self.client.release(&session.process_id).await;
         }
         let text = render(&gathered, session_id, started.elapsed());
+        let (text, sandbox) = match &session.confined {
+            Some(confined) => {
+                let (text, note) = sandbox::annotate(text, confined);
+                (
+                    text,
+                    json!({"summary": sandbox::summary(&confined.applied), "denial": note}),
+                )
+            }
+            None => (text, serde_json::Value::Null),
+        };
         let structured = json!({
+            "sandbox": sandbox,
             "session_id": gathered.exit_code.is_none().then_some(session_id),
             "exit_code": gathered.exit_code,
             "stdout": gathered.stdout.to_text(),
@@ -285,8 +313,10 @@ impl ExecTools {
                 stdin: (!tty).then_some(exec_server_protocol::process::StdinKind::Pipe),
                 stream_output: Some(false),
                 labels,
+                sandbox: self.sandbox.clone(),
                 ..StartParams::default()
             };
+            let workdir = start.cwd.clone();
             let process = match self.client.start(start).await {
                 Ok(process) => process,
                 Err(error) => return tool_error(format!("could not start `{command}`: {error}")),
@@ -296,6 +326,10 @@ impl ExecTools {
                 command,
                 pid: process.pid(),
                 cursor: tokio::sync::Mutex::new(0),
+                confined: process.sandbox().map(|applied| sandbox::Confined {
+                    applied: applied.clone(),
+                    workdir: workdir.into(),
+                }),
             });
             drop(process);
             self.sessions

@@ -108,6 +108,9 @@ pub struct StartParams {
     /// (bounded by the server's `--detach-ttl-ms`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detach_ttl_ms: Option<u64>,
+    /// Confine the process and its descendants (see [`crate::sandbox`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<crate::sandbox::SandboxParams>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -116,6 +119,9 @@ pub struct StartResponse {
     pub process_id: String,
     /// The OS pid, which is also the process group id.
     pub pid: i32,
+    /// The confinement applied; absent when the process runs unconfined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<crate::sandbox::SandboxApplied>,
 }
 
 /// Params of methods that take only a process id (`closeStdin`,

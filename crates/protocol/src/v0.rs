@@ -55,6 +55,9 @@ pub struct InitializeResponse {
     /// The server's limits, so clients can size their requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<ServerLimits>,
+    /// What the server can confine, and its sandbox policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<crate::sandbox::SandboxInfo>,
 }
 
 /// Limits a client may want to know about.

@@ -28,6 +28,10 @@ pub struct ServerConfig {
     pub max_wait: Duration,
     /// This server's public name in a fleet (`--server-id`).
     pub server_id: ServerId,
+    /// The sandbox every process runs under, at most (`--sandbox`); its
+    /// roots are canonical paths. `None`: processes are confined only when
+    /// they ask (see [`crate::sandbox`]).
+    pub sandbox: Option<exec_server_core::SandboxPolicy>,
 }
 
 impl Default for ServerConfig {
@@ -41,6 +45,7 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::ZERO,
             max_wait: Duration::from_secs(3600),
             server_id: ServerId::from_host_name(),
+            sandbox: None,
         }
     }
 }

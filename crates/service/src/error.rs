@@ -100,6 +100,10 @@ pub(crate) enum ApiError {
     /// More deferred requests (waits, long-polls) than one connection may run.
     #[error("too many waiting requests: this connection already has {limit}")]
     TooManyWaits { limit: usize },
+    /// A `sandbox` param asking for more than the server's policy; the
+    /// message names the flag that sets the ceiling.
+    #[error("{0}")]
+    SandboxWider(String),
 
     // ---- the server could not do it -------------------------------------
     /// Spawning failed: bad input (`-32602`) or the OS refused (`-32603`).
@@ -153,7 +157,8 @@ impl From<ApiError> for RpcError {
             | NoTerminal(_)
             | StillRunning(_)
             | TooManyProcesses { .. }
-            | TooManyWaits { .. } => codes::INVALID_REQUEST,
+            | TooManyWaits { .. }
+            | SandboxWider(_) => codes::INVALID_REQUEST,
             BadParams(_) | InvalidParams(_) | UnsupportedSignal { .. } => codes::INVALID_PARAMS,
             Spawn(SpawnError::Invalid(_)) => codes::INVALID_PARAMS,
             Spawn(SpawnError::Os { .. }) | Os { .. } | Internal(_) => codes::INTERNAL_ERROR,

@@ -34,6 +34,8 @@
 //! - `session` holds a client's processes; a session outlives its
 //!   connection while it has detached processes (SPEC 3.2). `forwarder`
 //!   turns process events into notifications.
+//! - [`sandbox`] decides the confinement of each new process (the server's
+//!   policy, narrowed by the request's `sandbox` param).
 //! - [`Server`] is what all connections share: configuration, sessions and
 //!   the set of every live process group, killed on shutdown.
 //! - [`listen`] parses `--listen` URLs; [`security`] decides who may open
@@ -66,6 +68,7 @@ mod error;
 mod forwarder;
 mod handlers;
 mod router;
+pub mod sandbox;
 mod session;
 
 use std::sync::Arc;

@@ -60,6 +60,53 @@ ProcessStream = Literal["stdout", "stderr", "pty"]
 StdinKind = Literal["closed", "pipe"]
 OnDisconnect = Literal["kill", "detach"]
 WaitReason = Literal["exited", "matched", "quiet", "timeout"]
+FilesystemMode = Literal["read-only", "workspace-write", "full"]
+NetworkMode = Literal["none", "full"]
+ReadOnlySubpathSupport = Literal["mountNamespace", "userNamespace", "unavailable"]
+
+
+class SandboxParams(TypedDict):
+    filesystem: NotRequired[FilesystemMode | None]
+    network: NotRequired[NetworkMode | None]
+    readOnlySubpaths: NotRequired[list[str] | None]
+    readableRoots: NotRequired[list[str] | None]
+    writableRoots: NotRequired[list[str] | None]
+
+
+class SandboxEnforcement(TypedDict):
+    abstractUnixScope: bool
+    boundingSetCleared: bool
+    capabilitiesDropped: bool
+    landlockAbi: NotRequired[int | None]
+    landlockNetwork: bool
+    mountNamespace: bool
+    noNewPrivs: bool
+    seccomp: bool
+    signalScope: bool
+
+
+class SandboxApplied(TypedDict):
+    enforcement: SandboxEnforcement
+    filesystem: FilesystemMode
+    network: NetworkMode
+    readOnlyPaths: list[str]
+    readableRoots: NotRequired[list[str] | None]
+    tmpdir: NotRequired[str | None]
+    writableRoots: list[str]
+
+
+class SandboxSupport(TypedDict):
+    boundingSet: bool
+    filesystem: bool
+    landlockAbi: NotRequired[int | None]
+    readOnlySubpaths: ReadOnlySubpathSupport
+    scopes: bool
+    seccomp: bool
+
+
+class SandboxInfo(TypedDict):
+    policy: NotRequired[SandboxParams | None]
+    support: SandboxSupport
 
 
 class InitializeParams(TypedDict):
@@ -83,6 +130,7 @@ class InitializeResponse(TypedDict):
     resumed: NotRequired[bool]
     serverId: NotRequired[str | None]
     limits: NotRequired[ServerLimits | None]
+    sandbox: NotRequired[SandboxInfo | None]
 
 
 class TerminalSize(TypedDict):
@@ -105,11 +153,13 @@ class StartParams(TypedDict):
     labels: NotRequired[dict[str, str]]
     onDisconnect: NotRequired[OnDisconnect | None]
     detachTtlMs: NotRequired[int | None]
+    sandbox: NotRequired[SandboxParams | None]
 
 
 class StartResponse(TypedDict):
     processId: str
     pid: int
+    sandbox: NotRequired[SandboxApplied | None]
 
 
 class ProcessIdParams(TypedDict):

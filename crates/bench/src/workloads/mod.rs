@@ -8,6 +8,7 @@
 
 mod echo;
 mod flood;
+mod sandbox;
 mod scale;
 mod spawn;
 mod throughput;
@@ -87,6 +88,11 @@ pub const WORKLOADS: &[Workload] = &[
         name: "spawn-large",
         about: "the same while the server holds 2 GiB of retained output",
         run: spawn::large,
+    },
+    Workload {
+        name: "spawn-sandbox",
+        about: "start to exit of /bin/true, 1,000 in a row, sandboxed (workspace-write, .git read-only, no network) vs unsandboxed",
+        run: sandbox::spawn,
     },
     Workload {
         name: "pty-echo",

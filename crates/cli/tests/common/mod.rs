@@ -89,8 +89,22 @@ pub struct StdioTransport {
 
 impl StdioTransport {
     pub fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(server_bin())
-            .args(args)
+        Self::start_with_env(args, &[])
+    }
+
+    /// Like [`StdioTransport::start`], with extra environment variables.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(server_bin());
+        command.args(args);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        Self::from_command(command)
+    }
+
+    /// Speaks to whatever `command` starts (e.g. the server under another user).
+    pub fn from_command(mut command: Command) -> Self {
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

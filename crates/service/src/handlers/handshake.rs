@@ -38,5 +38,6 @@ pub(crate) async fn initialize(
             max_exited_records: config.max_exited_records as u64,
             detach_ttl_ms: config.detach_ttl.as_millis() as u64,
         }),
+        sandbox: Some(crate::sandbox::info(config)),
     })
 }

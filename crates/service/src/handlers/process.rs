@@ -57,8 +57,9 @@ fn process(cx: &Context, id: &str) -> Result<Arc<ProcessEntry>, ApiError> {
 
 pub(crate) async fn start(
     cx: &mut Context,
-    params: StartParams,
+    mut params: StartParams,
 ) -> Result<StartResponse, ApiError> {
+    let sandbox = crate::sandbox::for_process(cx.config(), params.sandbox.take(), &params.cwd)?;
     if params.argv.is_empty() {
         return Err(ApiError::InvalidParams("argv must not be empty".into()));
     }
@@ -115,6 +116,7 @@ pub(crate) async fn start(
         stdio,
         retained_bytes: cx.config().retained_output_bytes,
         timeout: params.timeout_ms.map(millis),
+        sandbox,
     };
     let max_ttl = cx.config().detach_ttl;
     let detach_ttl = params
@@ -124,6 +126,7 @@ pub(crate) async fn start(
         .min(max_ttl);
     let process = spawn_process(config).await?;
     let pid = process.handle.pid();
+    let applied = process.handle.sandbox().map(crate::sandbox::applied);
     let kind = ProcessKind::Api {
         stream_output: params.stream_output.unwrap_or(true),
     };
@@ -141,7 +144,11 @@ pub(crate) async fn start(
         meta,
     ));
     cx.start_forwarding(entry, process.events)?;
-    Ok(StartResponse { process_id, pid })
+    Ok(StartResponse {
+        process_id,
+        pid,
+        sandbox: applied,
+    })
 }
 
 pub(crate) async fn write(

@@ -21,6 +21,8 @@ pub(crate) async fn exec(cx: &mut Context, params: ExecParams) -> Result<ExecRes
         return Err(ApiError::InvalidParams("argv must not be empty".into()));
     }
     cx.check_process_limit()?;
+    // A server policy confines v0 processes too; the wire is unchanged.
+    let sandbox = crate::sandbox::for_process(cx.config(), None, &params.cwd)?;
     let config = ProcessConfig {
         argv: params.argv.clone(),
         arg0: params.arg0,
@@ -37,6 +39,7 @@ pub(crate) async fn exec(cx: &mut Context, params: ExecParams) -> Result<ExecRes
         },
         retained_bytes: cx.config().retained_output_bytes,
         timeout: None,
+        sandbox,
     };
     let process = spawn_process(config).await?;
     let session_id = cx.session()?.next_v0_id();
