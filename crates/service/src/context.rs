@@ -24,6 +24,10 @@ pub(crate) struct Context {
     /// connection starts once the response is queued (a client learns a
     /// process's id before it sees output for it).
     pending_starts: Vec<PendingStart>,
+    /// A session resumed by the current request, attached to this
+    /// connection once the response is queued (the `initialize` answer is
+    /// the first message of a resumed connection).
+    pending_attach: Option<Arc<Session>>,
 }
 
 /// A started process waiting for its forwarder.
@@ -36,6 +40,7 @@ impl Context {
             out,
             session: None,
             pending_starts: Vec::new(),
+            pending_attach: None,
         }
     }
 
@@ -92,5 +97,16 @@ impl Context {
     /// The processes started by the request just answered.
     pub fn take_pending_starts(&mut self) -> Vec<PendingStart> {
         std::mem::take(&mut self.pending_starts)
+    }
+
+    /// Attaches `session` to this connection once the current response is
+    /// queued.
+    pub fn attach_after_response(&mut self, session: Arc<Session>) {
+        self.pending_attach = Some(session);
+    }
+
+    /// The session the request just answered resumed, if any.
+    pub fn take_pending_attach(&mut self) -> Option<Arc<Session>> {
+        self.pending_attach.take()
     }
 }
