@@ -11,41 +11,10 @@ use exec_server_protocol::process::{
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::client::{ClientError, ExecServerClient};
+use crate::ClientError;
+use crate::client::ExecServerClient;
 use crate::collect::{Budgeted, Collected};
-
-/// What a process reports, in order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ProcessEvent {
-    /// A chunk of output.
-    Output {
-        /// Position in the process's sequence (output and exit share it).
-        seq: u64,
-        /// Which stream it came from.
-        stream: ProcessStream,
-        /// The bytes.
-        chunk: Bytes,
-    },
-    /// After a resume: bytes that retention dropped while this client was
-    /// away. They are gone; the gap is reported, never hidden.
-    Gap {
-        /// How many bytes.
-        dropped_bytes: u64,
-    },
-    /// Everything the process wrote before exiting came before this.
-    Exited {
-        /// Position in the process's sequence.
-        seq: u64,
-        /// The exit status, or 128 + N after death by signal N.
-        exit_code: i32,
-        /// Name of the signal that killed it (`"SIGKILL"`), if one did.
-        signal: Option<String>,
-        /// Killed by its own `timeoutMs`.
-        timed_out: bool,
-    },
-    /// All output delivered and the process reaped: the last event.
-    Closed,
-}
+use crate::event::ProcessEvent;
 
 /// How a process ended.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -75,7 +44,10 @@ pub struct ProcessOutput {
 ///
 /// Its events arrive through a bounded channel: while nobody calls
 /// [`next_event`](Self::next_event), the server stops reading the process's
-/// output and the process blocks, as with a pipe. Nothing is lost.
+/// output and the process blocks, as with a pipe. Nothing is lost. After a
+/// resume the handle catches up by itself: every byte once, or an exact
+/// [`ProcessEvent::Gap`]; it ends with [`ProcessEvent::Closed`], or with
+/// [`ProcessEvent::Lost`] when it cannot follow the process any more.
 ///
 /// ```no_run
 /// # use exec_server_client::{ClientOptions, ExecServerClient};
@@ -103,6 +75,8 @@ pub struct RemoteProcess {
     events: mpsc::Receiver<ProcessEvent>,
     exit: Option<ExitInfo>,
     sandbox: Option<exec_server_protocol::sandbox::SandboxApplied>,
+    /// Why the handle lost track of the process, once it did.
+    lost: Option<String>,
 }
 
 impl RemoteProcess {
@@ -118,6 +92,7 @@ impl RemoteProcess {
             events,
             exit: None,
             sandbox: started.sandbox,
+            lost: None,
         }
     }
 
@@ -146,24 +121,46 @@ impl RemoteProcess {
         self.exit.as_ref()
     }
 
-    /// The next event; `None` after [`ProcessEvent::Closed`] or when the
-    /// connection closed for good.
+    /// The next event; `None` after [`ProcessEvent::Closed`] or
+    /// [`ProcessEvent::Lost`].
     pub async fn next_event(&mut self) -> Option<ProcessEvent> {
         let event = self.events.recv().await?;
-        if let ProcessEvent::Exited {
-            exit_code,
-            signal,
-            timed_out,
-            ..
-        } = &event
-        {
-            self.exit = Some(ExitInfo {
-                exit_code: *exit_code,
-                signal: signal.clone(),
-                timed_out: *timed_out,
-            });
+        match &event {
+            ProcessEvent::Exited {
+                exit_code,
+                signal,
+                timed_out,
+                ..
+            } => {
+                self.exit = Some(ExitInfo {
+                    exit_code: *exit_code,
+                    signal: signal.clone(),
+                    timed_out: *timed_out,
+                });
+            }
+            ProcessEvent::Lost { reason } => self.lost = Some(reason.clone()),
+            _ => {}
         }
         Some(event)
+    }
+
+    /// Why the stream ended without its exit: lost, or closed.
+    fn ended_early(&self) -> ClientError {
+        match &self.lost {
+            Some(reason) => ClientError::Lost {
+                process_id: self.process_id.clone(),
+                reason: reason.clone(),
+            },
+            None => ClientError::Closed,
+        }
+    }
+
+    /// The next event, or the error that ended the stream.
+    async fn next_or_error(&mut self) -> Result<ProcessEvent, ClientError> {
+        match self.next_event().await {
+            Some(ProcessEvent::Lost { .. }) | None => Err(self.ended_early()),
+            Some(event) => Ok(event),
+        }
     }
 
     /// Queues bytes for stdin (a pipe with `stdin: "pipe"`, or the terminal).
@@ -256,7 +253,7 @@ impl RemoteProcess {
     /// Reads events until the exit, discarding output.
     pub async fn wait(&mut self) -> Result<ExitInfo, ClientError> {
         while self.exit.is_none() {
-            self.next_event().await.ok_or(ClientError::Closed)?;
+            self.next_or_error().await?;
         }
         Ok(self.exit.clone().expect("loop ends with an exit"))
     }
@@ -265,7 +262,7 @@ impl RemoteProcess {
     pub async fn output(mut self) -> Result<ProcessOutput, ClientError> {
         let mut output = ProcessOutput::default();
         loop {
-            match self.next_event().await.ok_or(ClientError::Closed)? {
+            match self.next_or_error().await? {
                 ProcessEvent::Output { stream, chunk, .. } => match stream {
                     ProcessStream::Stdout => output.stdout.extend_from_slice(&chunk),
                     ProcessStream::Stderr => output.stderr.extend_from_slice(&chunk),
@@ -276,7 +273,9 @@ impl RemoteProcess {
                     output.exit = self.exit.clone().expect("set by next_event");
                     return Ok(output);
                 }
-                ProcessEvent::Closed => return Err(ClientError::Closed),
+                ProcessEvent::Closed | ProcessEvent::Lost { .. } => {
+                    return Err(self.ended_early());
+                }
             }
         }
     }
@@ -310,10 +309,9 @@ impl RemoteProcess {
             exit: None,
         };
         loop {
-            let event = match tokio::time::timeout_at(deadline, self.next_event()).await {
+            let event = match tokio::time::timeout_at(deadline, self.next_or_error()).await {
                 Err(_elapsed) => return Ok(collected),
-                Ok(None) => return Err(ClientError::Closed),
-                Ok(Some(event)) => event,
+                Ok(event) => event?,
             };
             match event {
                 ProcessEvent::Output { stream, chunk, .. } => match stream {
@@ -321,12 +319,13 @@ impl RemoteProcess {
                     ProcessStream::Stderr => collected.stderr.push(&chunk),
                     ProcessStream::Pty => collected.pty.push(&chunk),
                 },
-                ProcessEvent::Gap { dropped_bytes } => collected.dropped_bytes += dropped_bytes,
+                ProcessEvent::Gap { dropped_bytes, .. } => collected.dropped_bytes += dropped_bytes,
                 ProcessEvent::Exited { .. } => {
                     collected.exit = self.exit.clone();
                     return Ok(collected);
                 }
                 ProcessEvent::Closed => return Ok(collected),
+                ProcessEvent::Lost { .. } => return Err(self.ended_early()),
             }
         }
     }
