@@ -267,9 +267,12 @@ impl Setup {
         let target = server.url.trim_start_matches("ws://").parse().unwrap();
         let proxy = Proxy::start(target).await;
         let mut args = WebSocketConnectArgs::new(&proxy.url);
+        // Patient: tests keep the client away for seconds on purpose.
         args.reconnect = Some(ReconnectPolicy {
-            attempts: 1000,
+            attempts: 3000,
             delay: Duration::from_millis(20),
+            give_up_after: Duration::from_secs(120),
+            ..Default::default()
         });
         let client = ExecServerClient::connect_websocket(args).await.unwrap();
         Setup {

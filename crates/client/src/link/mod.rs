@@ -51,7 +51,9 @@ pub(crate) enum LinkEvent {
         early: Vec<DecodedServerMessage>,
     },
     /// No connection any more, for good: every call fails with `error`.
-    Closed { error: ClientError },
+    Closed {
+        error: ClientError,
+    },
 }
 
 type Reconnecting = Pin<Box<dyn Future<Output = Result<Connected, ClientError>> + Send>>;
