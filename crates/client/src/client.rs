@@ -96,7 +96,7 @@ impl ExecServerClient {
     }
 
     /// The handshake, then the dispatcher takes the connection.
-    async fn open(
+    pub(crate) async fn open(
         transport: Transport,
         options: &ClientOptions,
         reconnect: Option<WebSocketConnectArgs>,

@@ -23,6 +23,8 @@
 //! every process handle gets a last [`ProcessEvent::Lost`] event.
 
 pub(crate) mod route;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, VecDeque};
 use std::future::pending;
