@@ -457,13 +457,34 @@ impl Dispatcher {
         }
         let mut events = std::mem::take(&mut self.events);
         let next = step(&mut route.route, &mut events);
-        let sender = route.sender.clone();
+        let mut gone = false;
         for event in events.drain(..) {
-            let id = id.to_string();
-            let sender = sender.clone();
-            self.deliver(Delivery::Process { id, sender, event });
+            // The hot path (live output, room in the channel) allocates
+            // nothing: a queued delivery needs its own id and sender.
+            let event = if self.deliveries.is_empty() {
+                match route.sender.try_send(event) {
+                    Ok(()) => continue,
+                    Err(mpsc::error::TrySendError::Full(event)) => event,
+                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                        gone = true;
+                        break;
+                    }
+                }
+            } else {
+                event
+            };
+            self.deliveries.push_back(Delivery::Process {
+                id: id.to_string(),
+                sender: route.sender.clone(),
+                event,
+            });
         }
+        events.clear();
         self.events = events;
+        if gone {
+            self.processes.remove(id);
+            return;
+        }
         self.carry_out(id, next);
     }
 
