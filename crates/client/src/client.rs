@@ -1,6 +1,7 @@
 //! [`ExecServerClient`], the public API: connecting, and one typed call
-//! per protocol method, each a [`Method`] of the method table sent through
-//! the dispatcher's command channel.
+//! per protocol method, each a [`Method`] of the protocol's method table
+//! (`exec_server_protocol::methods`) sent through the dispatcher's command
+//! channel; [`ExecServerClient::call`] reaches any method of the table.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -8,9 +9,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use exec_server_protocol::process::{
-    self, EmptyResponse, ListParams, ListResponse, ProcessIdParams, ReadParams, ReadResponse,
-    ResizeParams, SignalParams, SignalResponse, SnapshotResponse, StartParams, WaitParams,
-    WaitResponse,
+    self, EmptyResponse, ListParams, ListResponse, ProcessIdParams, ProcessInfo, ReadParams,
+    ReadResponse, ResizeParams, SignalParams, SignalResponse, SnapshotResponse, StartParams,
+    WaitParams, WaitResponse,
 };
 use exec_server_protocol::v0::{
     ExecParams, InitializeResponse, TerminateParams, TerminateResponse, WriteParams, WriteResponse,
@@ -24,15 +25,15 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::dispatch::{self, Command, Dispatcher, HANDLE_CHANNEL_CAPACITY, NewRoute, Shared};
 use crate::event::ClientEvent;
 use crate::link::Link;
-use crate::methods::{
-    Exec, ExecTerminate, ExecWrite, Method, ProcessCloseStdin, ProcessList, ProcessRead,
-    ProcessRelease, ProcessResize, ProcessSignal, ProcessSnapshot, ProcessStart, ProcessTerminate,
-    ProcessWait, ProcessWrite,
-};
 use crate::process::RemoteProcess;
 use crate::session::ExecSession;
 use crate::transport::{self, Transport};
 use crate::{ClientError, ClientOptions, WebSocketConnectArgs};
+use exec_server_protocol::methods::{
+    Exec, ExecTerminate, ExecWrite, Method, ProcessCloseStdin, ProcessList, ProcessRead,
+    ProcessRelease, ProcessResize, ProcessSignal, ProcessSnapshot, ProcessStart, ProcessStatus,
+    ProcessTerminate, ProcessWait, ProcessWrite,
+};
 
 /// A connected, initialized client. Cheap to clone.
 ///
@@ -336,6 +337,11 @@ impl ExecServerClient {
     /// `process/read`: retained output after a seq, optionally long-polling.
     pub async fn read(&self, params: ReadParams) -> Result<ReadResponse, ClientError> {
         self.call::<ProcessRead>(params).await
+    }
+
+    /// `process/status`: one process's status, as `process/list` shows it.
+    pub async fn status(&self, process_id: &str) -> Result<ProcessInfo, ClientError> {
+        self.call::<ProcessStatus>(id_params(process_id)).await
     }
 
     /// `process/snapshot`.

@@ -117,7 +117,6 @@ mod error;
 mod event;
 mod link;
 mod local;
-mod methods;
 mod options;
 mod process;
 mod session;

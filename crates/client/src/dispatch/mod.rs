@@ -31,6 +31,7 @@ use std::future::pending;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use exec_server_protocol::methods::{Method, ProcessRead, ProcessWait};
 use exec_server_protocol::process::{ReadParams, WaitParams};
 use exec_server_protocol::v0::InitializeResponse;
 use exec_server_protocol::wire::DecodedServerMessage;
@@ -43,7 +44,6 @@ use self::route::{Live, Next, ProcessRoute};
 use crate::ClientError;
 use crate::event::{ClientEvent, ExecEvent, ProcessEvent};
 use crate::link::{Link, LinkEvent, Opened};
-use crate::methods::{Method, ProcessRead, ProcessWait};
 use crate::transport::{Sink, TrySendError};
 
 /// Events buffered per handle before the dispatcher waits for its reader.
@@ -410,7 +410,9 @@ impl Dispatcher {
                 },
                 true,
             ),
-            _ => unreachable!("process notifications are routed above"),
+            // Process notifications were routed above; a kind this client
+            // has no handle for goes to the unclaimed stream.
+            _ => return self.unclaimed(ClientEvent::Notification(notification)),
         };
         let sender = if last {
             self.sessions.remove(id)

@@ -156,14 +156,6 @@ fn index(stream: ProcessStream) -> usize {
     }
 }
 
-/// Whether a read answer reached the newest output. Until the server says
-/// so (`complete`), an answer that ends exactly at its last chunk may have
-/// been cut by its budget, so it counts as incomplete: at worst one more
-/// (empty) read.
-fn reached_newest(read: &ReadResponse) -> bool {
-    read.chunks.last().is_none_or(|c| read.next_seq > c.seq)
-}
-
 impl ProcessRoute {
     pub fn new(streaming: bool, tty: bool) -> Self {
         ProcessRoute {
@@ -307,7 +299,7 @@ impl ProcessRoute {
                 dropped_bytes: read.dropped_bytes,
             });
         }
-        let complete = reached_newest(&read);
+        let complete = read.complete;
         for chunk in read.chunks {
             self.cursor = self.cursor.max(chunk.seq);
             if self.streaming {
@@ -520,7 +512,10 @@ mod tests {
         }
     }
 
+    /// A page; complete unless it ends at its last chunk, which in these
+    /// tests stands for a budget cut.
     fn read(chunks: Vec<OutputChunk>, next_seq: u64) -> ReadResponse {
+        let chunks_complete = chunks.last().is_none_or(|c| next_seq > c.seq);
         ReadResponse {
             chunks,
             next_seq,
@@ -528,6 +523,7 @@ mod tests {
             exited: false,
             exit_code: None,
             closed: false,
+            complete: chunks_complete,
         }
     }
 
@@ -624,6 +620,18 @@ mod tests {
         assert_eq!(route.on_read(read(vec![], 2), &mut out), Next::Nothing);
         route.live(output(4, "d"), &mut out);
         assert_eq!(text(&out), "abcd");
+    }
+
+    #[test]
+    fn a_complete_page_ending_at_its_last_chunk_ends_the_replay_at_once() {
+        let mut route = ProcessRoute::new(true, false);
+        let mut out = Vec::new();
+        route.resume();
+        let mut page = read(vec![chunk(1, 0, "a"), chunk(2, 1, "b")], 2);
+        page.complete = true;
+        assert_eq!(route.on_read(page, &mut out), Next::Nothing, "live");
+        route.live(output(3, "c"), &mut out);
+        assert_eq!(text(&out), "abc");
     }
 
     #[test]

@@ -20,12 +20,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use exec_server_protocol::v0::{InitializeParams, InitializeResponse, method};
+use exec_server_protocol::methods::{Initialize, Initialized, Method, Notification};
+use exec_server_protocol::v0::{InitializeParams, InitializeResponse};
 use exec_server_protocol::wire::DecodedServerMessage;
 use exec_server_protocol::{ClientMessage, RequestId, RpcError, ServerMessage};
 use tokio::time::Instant;
 
-use crate::methods::{Initialize, Method};
 use crate::transport::{self, Sink, Source, Transport};
 use crate::{ClientError, ClientOptions, WebSocketConnectArgs};
 
@@ -305,7 +305,7 @@ async fn handshake(
             HandshakeError::Failed("timed out waiting for the initialize response".into())
         })??;
     let initialized = ClientMessage::Notification {
-        method: method::INITIALIZED.into(),
+        method: Initialized::NAME.into(),
         params: None,
     };
     transport
