@@ -46,7 +46,10 @@
 //!   requests in flight, one route per v0 session and per process handle.
 //!   Callers reach it through a command channel. After a resume it makes
 //!   each process route catch up with `process/read` (see below).
-//! - The API turns each method of the method table into a typed call; the
+//! - The API is derived from the protocol's method table
+//!   (`exec_server_protocol::methods`): [`ExecServerClient::call`] sends
+//!   any method `M` with `M::Params` and returns `M::Result`, and each
+//!   typed call (`start`, `read`, `status`, ...) is one line over it. The
 //!   handles wrap the API with helpers.
 //!
 //! # Delivery

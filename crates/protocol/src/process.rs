@@ -280,6 +280,7 @@ pub struct OutputChunk {
     /// has per stream knows exactly how many it missed before this chunk
     /// (offset minus its count). Absent from servers that predate it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "u64")]
     pub offset: Option<u64>,
 }
 
