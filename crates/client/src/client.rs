@@ -24,7 +24,6 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::dispatch::{self, Command, Dispatcher, HANDLE_CHANNEL_CAPACITY, NewRoute, Shared};
 use crate::event::ClientEvent;
-use crate::link::Link;
 use crate::process::RemoteProcess;
 use crate::session::ExecSession;
 use crate::transport::{self, Transport};
@@ -102,14 +101,13 @@ impl ExecServerClient {
         options: &ClientOptions,
         reconnect: Option<WebSocketConnectArgs>,
     ) -> Result<Self, ClientError> {
-        let opened = Link::open(transport, options, reconnect).await?;
         let Shared {
             commands,
             info,
             ended,
             unclaimed,
             unclaimed_taken,
-        } = Dispatcher::spawn(opened);
+        } = Dispatcher::start(transport, options, reconnect).await?;
         Ok(ExecServerClient {
             inner: Arc::new(Inner {
                 commands,

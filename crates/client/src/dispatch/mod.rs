@@ -41,10 +41,10 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use self::route::{Live, Next, ProcessRoute};
-use crate::ClientError;
 use crate::event::{ClientEvent, ExecEvent, ProcessEvent};
 use crate::link::{Link, LinkEvent, Opened};
-use crate::transport::{Sink, TrySendError};
+use crate::transport::{Sink, Transport, TrySendError};
+use crate::{ClientError, ClientOptions, WebSocketConnectArgs};
 
 /// Events buffered per handle before the dispatcher waits for its reader.
 pub(crate) const HANDLE_CHANNEL_CAPACITY: usize = 256;
@@ -170,8 +170,19 @@ enum Step {
 }
 
 impl Dispatcher {
-    /// Starts the dispatcher task over an opened link.
-    pub fn spawn(opened: Opened) -> Shared {
+    /// Performs the handshake over `transport` (the link), then starts the
+    /// dispatcher task.
+    pub async fn start(
+        transport: Transport,
+        options: &ClientOptions,
+        reconnect: Option<WebSocketConnectArgs>,
+    ) -> Result<Shared, ClientError> {
+        Ok(Self::spawn(
+            Link::open(transport, options, reconnect).await?,
+        ))
+    }
+
+    fn spawn(opened: Opened) -> Shared {
         let Opened {
             link,
             sink,
