@@ -558,11 +558,11 @@ impl Dispatcher {
     fn on_resumed(
         &mut self,
         sink: Sink,
-        info: InitializeResponse,
+        info: Box<InitializeResponse>,
         early: Vec<DecodedServerMessage>,
     ) {
         self.sink = Some(sink);
-        self.info.send_replace(info);
+        self.info.send_replace(*info);
         let ids: Vec<String> = self.processes.keys().cloned().collect();
         for id in ids {
             self.with_route(&id, |route, _| route.resume());

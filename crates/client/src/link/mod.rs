@@ -47,7 +47,7 @@ pub(crate) enum LinkEvent {
     /// A new connection resumed the session: send through `sink` now.
     Resumed {
         sink: Sink,
-        info: InitializeResponse,
+        info: Box<InitializeResponse>,
         early: Vec<DecodedServerMessage>,
     },
     /// No connection any more, for good: every call fails with `error`.
@@ -146,7 +146,7 @@ impl Link {
                         self.info = info.clone();
                         LinkEvent::Resumed {
                             sink: transport.sink,
-                            info,
+                            info: Box::new(info),
                             early,
                         }
                     }
