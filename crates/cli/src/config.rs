@@ -81,6 +81,26 @@ pub struct ServerFlags {
     /// Listen on a non-loopback address without a token. Anyone who can reach the port can run commands as this user.
     #[arg(long)]
     pub insecure_no_auth: bool,
+
+    /// Most bytes one fs/readFile or fs/readBlock returns [default: 8388608].
+    #[arg(long, value_name = "BYTES")]
+    pub fs_max_read_bytes: Option<u64>,
+
+    /// Files one connection may hold open with fs/open [default: 128].
+    #[arg(long, value_name = "N")]
+    pub fs_max_handles: Option<usize>,
+
+    /// Watches one connection may hold with fs/watch [default: 64].
+    #[arg(long, value_name = "N")]
+    pub fs_max_watches: Option<usize>,
+
+    /// Directories the watches of one connection may cover together [default: 8192].
+    #[arg(long, value_name = "N")]
+    pub fs_max_watch_directories: Option<usize>,
+
+    /// Most entries one fs/readDirectory returns [default: 50000].
+    #[arg(long, value_name = "N")]
+    pub fs_max_entries: Option<usize>,
 }
 
 /// Everything the binary needs to serve, validated.
@@ -116,6 +136,11 @@ struct FileConfig {
     path_prefix: Option<String>,
     #[serde(default)]
     web: bool,
+    fs_max_read_bytes: Option<u64>,
+    fs_max_handles: Option<usize>,
+    fs_max_watches: Option<usize>,
+    fs_max_watch_directories: Option<usize>,
+    fs_max_entries: Option<usize>,
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -235,6 +260,8 @@ impl ServerFlags {
                 Some(id) => ServerId::new(id)?,
                 None => defaults.server_id,
             },
+            fs_policy: defaults.fs_policy,
+            fs_limits: self.fs_limits(file, defaults.fs_limits)?,
         };
         if config.max_message_bytes < 1024 {
             anyhow::bail!("--max-message-bytes must be at least 1024");
@@ -243,6 +270,50 @@ impl ServerFlags {
             anyhow::bail!("--max-processes-per-connection must be at least 1");
         }
         Ok(config)
+    }
+}
+
+impl ServerFlags {
+    /// The `fs/*` limits: flag, then file, then default; each at least 1.
+    fn fs_limits(
+        &self,
+        file: &FileConfig,
+        defaults: exec_server_fs::FsLimits,
+    ) -> anyhow::Result<exec_server_fs::FsLimits> {
+        let limits = exec_server_fs::FsLimits {
+            max_read_bytes: self
+                .fs_max_read_bytes
+                .or(file.fs_max_read_bytes)
+                .unwrap_or(defaults.max_read_bytes),
+            max_handles: self
+                .fs_max_handles
+                .or(file.fs_max_handles)
+                .unwrap_or(defaults.max_handles),
+            max_watches: self
+                .fs_max_watches
+                .or(file.fs_max_watches)
+                .unwrap_or(defaults.max_watches),
+            max_watch_directories: self
+                .fs_max_watch_directories
+                .or(file.fs_max_watch_directories)
+                .unwrap_or(defaults.max_watch_directories),
+            max_entries: self
+                .fs_max_entries
+                .or(file.fs_max_entries)
+                .unwrap_or(defaults.max_entries),
+        };
+        for (value, flag) in [
+            (limits.max_read_bytes as usize, "--fs-max-read-bytes"),
+            (limits.max_handles, "--fs-max-handles"),
+            (limits.max_watches, "--fs-max-watches"),
+            (limits.max_watch_directories, "--fs-max-watch-directories"),
+            (limits.max_entries, "--fs-max-entries"),
+        ] {
+            if value == 0 {
+                anyhow::bail!("{flag} must be at least 1");
+            }
+        }
+        Ok(limits)
     }
 }
 
@@ -290,5 +361,27 @@ mod tests {
         .resolve()
         .unwrap_err();
         assert!(error.to_string().contains("--max-message-bytes"));
+    }
+
+    #[test]
+    fn fs_limits_come_from_flags_and_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "fs-max-handles = 3\nfs-max-entries = 10\n").unwrap();
+        let flags = ServerFlags {
+            config: Some(path),
+            fs_max_entries: Some(20),
+            ..Default::default()
+        };
+        let limits = flags.resolve().unwrap().fs_limits;
+        assert_eq!((limits.max_handles, limits.max_entries), (3, 20));
+        assert_eq!(limits.max_read_bytes, 8 * 1024 * 1024);
+        let error = ServerFlags {
+            fs_max_watches: Some(0),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(error.to_string().contains("--fs-max-watches"), "{error}");
     }
 }

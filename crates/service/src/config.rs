@@ -28,6 +28,11 @@ pub struct ServerConfig {
     pub max_wait: Duration,
     /// This server's public name in a fleet (`--server-id`).
     pub server_id: ServerId,
+    /// What the `fs/*` methods may read and write (default: everything the
+    /// server process may).
+    pub fs_policy: exec_server_fs::FsPolicy,
+    /// Bytes per call, handles, watches and listing sizes of `fs/*`.
+    pub fs_limits: exec_server_fs::FsLimits,
 }
 
 impl Default for ServerConfig {
@@ -41,6 +46,8 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::ZERO,
             max_wait: Duration::from_secs(3600),
             server_id: ServerId::from_host_name(),
+            fs_policy: exec_server_fs::FsPolicy::default(),
+            fs_limits: exec_server_fs::FsLimits::default(),
         }
     }
 }

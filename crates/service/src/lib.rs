@@ -34,6 +34,8 @@
 //! - `session` holds a client's processes; a session outlives its
 //!   connection while it has detached processes (SPEC 3.2). `forwarder`
 //!   turns process events into notifications.
+//! - `handlers::fs` implements the filesystem API (SPEC section 7) on
+//!   `exec-server-fs`; see docs/FILES.md.
 //! - [`Server`] is what all connections share: configuration, sessions and
 //!   the set of every live process group, killed on shutdown.
 //! - [`listen`] parses `--listen` URLs; [`security`] decides who may open
