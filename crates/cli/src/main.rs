@@ -19,6 +19,7 @@ use exec_server_service::{ListenAddress, Server};
 use tokio::signal::unix::{SignalKind, signal};
 
 mod config;
+mod cp;
 mod generate;
 mod remote;
 mod run;
@@ -30,7 +31,7 @@ mod sandbox_flags;
     // The package version, plus the commit when built from git (build.rs).
     version = env!("EXEC_SERVER_LONG_VERSION"),
     about = "Runs processes for a client over JSON-RPC (stdio or websocket).",
-    after_help = "Examples:\n  exec-server                               # one client on stdin/stdout\n  exec-server run -- make test              # run one command (see `exec-server run --help`)\n  exec-server --listen ws://127.0.0.1:0     # websocket, any free port\n  exec-server --listen ws://127.0.0.1:8080 --web   # and a browser terminal at http://127.0.0.1:8080/\n  exec-server --config exec-server.toml     # limits from a file (keys = flag names)\n\nLogs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more."
+    after_help = "Examples:\n  exec-server                               # one client on stdin/stdout\n  exec-server run -- make test              # run one command (see `exec-server run --help`)\n  exec-server cp -r ./src :/work/src         # copy files (see `exec-server cp --help`)\n  exec-server --listen ws://127.0.0.1:0     # websocket, any free port\n  exec-server --listen ws://127.0.0.1:8080 --web   # and a browser terminal at http://127.0.0.1:8080/\n  exec-server --config exec-server.toml     # limits from a file (keys = flag names)\n\nLogs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more."
 )]
 #[command(args_conflicts_with_subcommands = true)]
 struct Args {
@@ -55,6 +56,8 @@ enum Command {
     Completions(generate::CompletionsArgs),
     /// Print the manual page (roff), or write all of them with --out-dir.
     Man(generate::ManArgs),
+    /// Copy files and directories to or from the server's machine, like scp (remote paths start with `:`).
+    Cp(cp::CpArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -78,6 +81,13 @@ fn main() -> ExitCode {
             let _ = error.print();
             return ExitCode::from(run::FAILURE_STATUS);
         }
+        // `cp` fails with 1 and one line, like its other failures.
+        Err(error) if error.use_stderr() && std::env::args().nth(1).as_deref() == Some("cp") => {
+            let rendered = error.render().to_string();
+            let line = rendered.lines().next().unwrap_or("invalid arguments");
+            eprintln!("exec-server cp: {}", line.trim_start_matches("error: "));
+            return ExitCode::FAILURE;
+        }
         Err(error) => error.exit(),
     };
     match args.command {
@@ -85,6 +95,7 @@ fn main() -> ExitCode {
         Some(Command::Mcp(mcp_args)) => return mcp_main(mcp_args),
         Some(Command::Completions(args)) => return generate::completions(args, Args::command()),
         Some(Command::Man(args)) => return generate::man(args, Args::command()),
+        Some(Command::Cp(cp_args)) => return cp::main(cp_args),
         None => {}
     }
     let listen: ListenAddress = match args.listen.parse() {

@@ -36,6 +36,8 @@
 //!   turns process events into notifications.
 //! - [`sandbox`] decides the confinement of each new process (the server's
 //!   policy, narrowed by the request's `sandbox` param).
+//! - `handlers::fs` implements the filesystem API (SPEC section 7) on
+//!   `exec-server-fs`; see docs/FILES.md.
 //! - [`Server`] is what all connections share: configuration, sessions and
 //!   the set of every live process group, killed on shutdown.
 //! - [`listen`] parses `--listen` URLs; [`security`] decides who may open

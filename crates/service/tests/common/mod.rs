@@ -202,6 +202,7 @@ impl Conn {
             ServerNotification::ProcessClosed(c) => c.process_id == id,
             ServerNotification::ExecOutputDelta(d) => d.session_id == id,
             ServerNotification::ExecExited(e) => e.session_id == id,
+            ServerNotification::FsChanged(_) => false,
         };
         if let Some(at) = self.notifications.iter().position(about) {
             return self.notifications.remove(at).expect("present");
