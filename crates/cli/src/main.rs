@@ -20,6 +20,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 mod config;
 mod generate;
+mod logging;
 mod remote;
 mod run;
 mod sandbox_flags;
@@ -94,7 +95,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging();
+    logging::init();
     let settings = match args
         .server
         .settings()
@@ -106,20 +107,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("exec-server: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(serve(listen, settings));
-    // Do not wait for the blocking thread that may still be reading stdin.
-    runtime.shutdown_background();
-    match result {
+    match block_on(serve(listen, settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("exec-server: {error:#}");
@@ -128,37 +116,28 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr (stdout carries protocol messages); `RUST_LOG` sets
-/// the level, `warn` by default.
-fn init_logging() {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+/// Runs `future` on a new multi-threaded runtime: the one runtime builder
+/// of the binary (server, `run`, `mcp`). The runtime is shut down without
+/// waiting for its blocking threads: one may be blocked reading stdin, a
+/// read nothing will ever end.
+pub(crate) fn block_on<T>(future: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(future);
+    runtime.shutdown_background();
+    result
 }
 
 /// `exec-server mcp`: stdout belongs to the MCP protocol; logs go to stderr.
 fn mcp_main(args: McpArgs) -> ExitCode {
-    init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("exec-server mcp: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async {
+    logging::init();
+    let result = block_on(async {
         let sandbox = args.sandbox.request()?;
         let client = args.server.connect("exec-server mcp").await?;
         exec_server_mcp::serve_stdio_with_sandbox(client, sandbox).await
     });
-    runtime.shutdown_background();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
