@@ -209,6 +209,8 @@ impl Server {
         let lifecycle = self.lifecycle();
         let grace = self.config().shutdown_grace;
         let mut hurry = std::pin::pin!(hurry);
+        // `hurry` may be polled only until it resolves once.
+        let mut hurried = false;
         if options.drain && !grace.is_zero() {
             if lifecycle.advance(Phase::Draining) {
                 tracing::info!(
@@ -218,14 +220,18 @@ impl Server {
             }
             tokio::select! {
                 () = self.sessions_ended(grace) => {}
-                () = &mut hurry => {}
+                () = &mut hurry => hurried = true,
             }
         }
         lifecycle.advance(Phase::Terminating);
         let groups = self.groups();
-        let process_groups = tokio::select! {
-            count = groups.terminate_all(grace) => count,
-            () = &mut hurry => groups.kill_all().len(),
+        let process_groups = if hurried {
+            groups.kill_all().len()
+        } else {
+            tokio::select! {
+                count = groups.terminate_all(grace) => count,
+                () = &mut hurry => groups.kill_all().len(),
+            }
         };
         lifecycle.advance(Phase::Closing);
         self.sessions().end_all();
