@@ -120,16 +120,16 @@ async fn a_daemon_holding_the_output_pipe_does_not_keep_a_connection_slot() {
     rpc.handshake().await;
     let _daemon = start_escaped_daemon(&mut rpc).await;
 
-    // The client leaves; its daemon's output never ends, yet the server
-    // lets the connection go within the flush bound, which frees the slot.
-    rpc.transport
-        .socket
-        .close(None)
-        .await
-        .expect("the close frame is sent");
-    let left = Instant::now();
+    // The server ends the connection (a protocol error: clients send no
+    // responses). The daemon's output never ends, so the outgoing channel
+    // never closes; the server still closes the connection within the
+    // flush bound, with a close frame, and frees the slot.
+    rpc.send(serde_json::json!({"id": 1, "result": {}})).await;
+    let ended = Instant::now();
+    let (_, code) = texts_until_close(&mut rpc.transport).await;
+    assert_eq!(code, Some(CloseCode::Normal));
     let mut next = None;
-    while left.elapsed() < Duration::from_secs(10) {
+    while ended.elapsed() < Duration::from_secs(10) {
         match tokio_tungstenite::connect_async(&server.url).await {
             Ok((socket, _)) => {
                 next = Some(socket);
@@ -145,9 +145,9 @@ async fn a_daemon_holding_the_output_pipe_does_not_keep_a_connection_slot() {
     assert!(next.is_some(), "the slot was still taken after 10 s");
     // The flush bound (2 s) plus the close, with room for a loaded machine.
     assert!(
-        left.elapsed() < Duration::from_secs(6),
+        ended.elapsed() < Duration::from_secs(6),
         "{:?}",
-        left.elapsed()
+        ended.elapsed()
     );
 }
 
