@@ -44,12 +44,20 @@ fn never() -> std::future::Pending<()> {
     std::future::pending()
 }
 
+/// A connection to `server` with process `params` started, once it said
+/// `ready`.
+async fn running(server: &Server, params: StartParams) -> Conn {
+    let id = params.process_id.clone().expect("an id");
+    let mut conn = Conn::ready_on(server).await;
+    conn.ok::<ProcessStart>(params).await;
+    assert_eq!(conn.next_output(&id).await, b"ready\n");
+    conn
+}
+
 #[tokio::test]
 async fn processes_get_sigterm_and_their_exit_reaches_the_client_before_the_connection_closes() {
     let server = server(Duration::from_secs(10));
-    let mut conn = Conn::ready_on(&server).await;
-    conn.ok::<ProcessStart>(polite("p")).await;
-    assert_eq!(conn.next_output("p").await, b"ready\n");
+    let mut conn = running(&server, polite("p")).await;
 
     let shutdown = tokio::spawn({
         let server = server.clone();
@@ -74,9 +82,7 @@ async fn processes_get_sigterm_and_their_exit_reaches_the_client_before_the_conn
 async fn a_program_that_ignores_sigterm_is_killed_when_the_grace_ends() {
     let grace = Duration::from_millis(500);
     let server = server(grace);
-    let mut conn = Conn::ready_on(&server).await;
-    conn.ok::<ProcessStart>(stubborn("s")).await;
-    assert_eq!(conn.next_output("s").await, b"ready\n");
+    let mut conn = running(&server, stubborn("s")).await;
 
     let started = Instant::now();
     let report = server.shut_down(ShutdownOptions::default(), never()).await;
@@ -89,9 +95,7 @@ async fn a_program_that_ignores_sigterm_is_killed_when_the_grace_ends() {
 #[tokio::test]
 async fn a_second_signal_cuts_the_grace_short() {
     let server = server(Duration::from_secs(60));
-    let mut conn = Conn::ready_on(&server).await;
-    conn.ok::<ProcessStart>(stubborn("s")).await;
-    assert_eq!(conn.next_output("s").await, b"ready\n");
+    let mut conn = running(&server, stubborn("s")).await;
 
     let started = Instant::now();
     // Like a signal: a future that must not be polled once it resolved.

@@ -48,8 +48,8 @@ pub(crate) struct WriterEnd {
 
 impl WriterEnd {
     /// Resolves [`FINAL_FLUSH`] after the connection ended; never while it
-    /// lasts. Cancel-safe, so a writer can race it against its channel.
-    pub(crate) async fn flush_deadline(&mut self) {
+    /// lasts. Cancel-safe: [`WriterEnd::next`] races it against the channel.
+    async fn flush_deadline(&mut self) {
         if let Some(ended) = self.ended.as_mut() {
             // A dropped sender means the connection ended too.
             let _ = ended.await;
@@ -61,6 +61,20 @@ impl WriterEnd {
         }
     }
 
+    /// The next message to write: `None` once the channel closed or the
+    /// flush deadline passed, whichever comes first.
+    pub(crate) async fn next(
+        &mut self,
+        outgoing: &mut mpsc::Receiver<ServerMessage>,
+    ) -> Option<ServerMessage> {
+        tokio::select! {
+            // The deadline first: a flood must not keep it from being seen.
+            biased;
+            () = self.flush_deadline() => None,
+            message = outgoing.recv() => message,
+        }
+    }
+
     /// Whether the connection is closing because the server shuts down
     /// (websocket close code 1001 "going away" rather than 1000).
     pub(crate) fn server_closing(&self) -> bool {
@@ -69,9 +83,9 @@ impl WriterEnd {
 }
 
 /// Runs one connection over a transport: `read` turns bytes into
-/// [`Incoming`] messages until its input ends, `write` sends what the
-/// connection says until its channel closes or [`WriterEnd::flush_deadline`]
-/// passes. Returns once the connection ended (end of input, protocol
+/// [`Incoming`] messages until its input ends, `write` sends what
+/// [`WriterEnd::next`] gives it (the connection's messages, until its
+/// channel closes or the flush deadline passes). Returns once the connection ended (end of input, protocol
 /// error, server shutdown), its session was detached or ended, and the
 /// writer finished, at most [`FINAL_FLUSH`] plus the close after the end.
 pub(crate) async fn run_connection<R, W>(

@@ -121,16 +121,7 @@ async fn write_lines<W: AsyncWrite + Unpin>(
     mut end: WriterEnd,
 ) {
     let mut batch = Vec::with_capacity(64 * 1024);
-    loop {
-        let message = tokio::select! {
-            // The deadline first: a flood must not keep it from being seen.
-            biased;
-            () = end.flush_deadline() => None,
-            message = outgoing.recv() => message,
-        };
-        let Some(message) = message else {
-            return;
-        };
+    while let Some(message) = end.next(&mut outgoing).await {
         batch.clear();
         encode_server_message(&message, echo.enabled(), &mut batch);
         batch.push(b'\n');

@@ -275,16 +275,7 @@ async fn write_frames(
     echo: JsonRpcEcho,
     mut end: WriterEnd,
 ) {
-    loop {
-        let message = tokio::select! {
-            // The deadline first: a flood must not keep it from being seen.
-            biased;
-            () = end.flush_deadline() => None,
-            message = outgoing.recv() => message,
-        };
-        let Some(message) = message else {
-            break;
-        };
+    while let Some(message) = end.next(&mut outgoing).await {
         let mut batched = 0;
         let mut next = Some(message);
         while let Some(message) = next.take() {
