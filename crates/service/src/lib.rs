@@ -15,7 +15,9 @@
 //! - [`transport`] turns bytes into [`Incoming`] messages and
 //!   [`ServerMessage`](exec_server_protocol::ServerMessage)s back into bytes:
 //!   newline-delimited stdio and websocket frames. A transport is a pair of
-//!   bounded channels; the handler never sees bytes or sockets.
+//!   bounded channels; the handler never sees bytes or sockets. Both run a
+//!   connection the same way and give its writer one bound
+//!   ([`transport::FINAL_FLUSH`]) after the end.
 //! - [`connection`] reads one connection's messages in order: the
 //!   handshake gate, one request at a time, answers deferred to their own
 //!   task (`process/wait`, long-poll `process/read`), the start of a new
@@ -36,13 +38,19 @@
 //!   turns process events into notifications.
 //! - [`sandbox`] decides the confinement of each new process (the server's
 //!   policy, narrowed by the request's `sandbox` param).
-//! - [`Server`] is what all connections share: configuration, sessions and
-//!   the set of every live process group, killed on shutdown.
+//! - [`Server`] is what all connections share: configuration, sessions,
+//!   the one registry of live process groups (each under its session; it
+//!   also feeds the core's watchdog) and the [`lifecycle`].
+//! - [`lifecycle`] is the shutdown as a value: a phase (`Serving`,
+//!   `Draining`, `Terminating`, `Closing`) that the listener, connections
+//!   and sessions watch, and a tracker of connections;
+//!   [`Server::shut_down`] walks the phases and waits, bounded, for every
+//!   connection to finish its cleanup.
 //! - [`listen`] parses `--listen` URLs; [`security`] decides who may open
 //!   a websocket connection (origin and bearer token).
 //! - [`fleet`] is what a fleet of servers behind a load balancer needs:
 //!   the server id, routable endpoint paths, owner-stamped session ids and
-//!   the [`Drain`](fleet::Drain) state of a graceful shutdown.
+//!   `/readyz`, which answers 503 from the [`Phase::Draining`] on.
 //!
 //! **Adding a method**: an entry in
 //! [`for_each_method!`](exec_server_protocol::for_each_method) and an

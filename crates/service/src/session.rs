@@ -9,7 +9,12 @@
 //! started with `"detach"`, the session waits, its output going to
 //! retention only, until a new connection resumes it with
 //! `initialize {resumeSessionId}` or the detach TTL of its processes runs
-//! out, which kills them like the rest.
+//! out, which kills them like the rest. When the server shuts down, every
+//! session ends (see [`crate::lifecycle`]).
+//!
+//! A session's process groups live in the server's one registry
+//! ([`exec_server_core::ProcessGroups`]) under the session's
+//! [`GroupOwner`]; ending the session kills them there.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -5,7 +5,7 @@
 //! JSON-RPC classification), the `jsonrpc` echo rule of SPEC 1.1 (the
 //! first message that decodes decides whether every reply on the
 //! connection carries `"jsonrpc":"2.0"`) and the way a connection runs and
-//! ends ([`run_connection`]): a reader task, a writer task, the
+//! ends (`run_connection`): a reader task, a writer task, the
 //! connection handler between them, a guard that the server's shutdown
 //! waits for, and one bound on the final flush ([`FINAL_FLUSH`]).
 
