@@ -177,11 +177,14 @@ impl ExecServerClient {
         serde_json::from_value(value).map_err(|e| ClientError::Protocol(format!("{method}: {e}")))
     }
 
-    /// Calls method `M` of the method table.
-    pub(crate) async fn call<M: Method>(
-        &self,
-        params: M::Params,
-    ) -> Result<M::Result, ClientError> {
+    /// Calls method `M` of the protocol's method table
+    /// (`exec_server_protocol::methods`), params and result typed by it:
+    /// `client.call::<ProcessList>(params)`. Every method is reachable this
+    /// way, including those without a convenience call here. A process
+    /// started this way gets no handle: its notifications go to
+    /// [`take_events`](Self::take_events); use [`start`](Self::start) or
+    /// [`exec`](Self::exec) for a handle.
+    pub async fn call<M: Method>(&self, params: M::Params) -> Result<M::Result, ClientError> {
         self.call_routed::<M>(params, NewRoute::None).await
     }
 

@@ -28,7 +28,7 @@
 //!        │  Command (bounded channel)
 //!  Dispatcher                        dispatch/: the routing table, replay per route
 //!        │  LinkEvent / Sink
-//!  Link                              link.rs: handshake, reconnect, resume
+//!  Link                              link/: handshake, reconnect, resume
 //!        │  Transport: two bounded channels of messages
 //!  lines · websocket · in_process    transport/: bytes ⇄ messages
 //! ```
@@ -89,6 +89,11 @@
 //! Behind a load balancer the resume goes to the owner
 //! ([`ResumeTarget`]).
 //!
+//! Files on the server's machine: a typed call per `fs/*` method
+//! ([`ExecServerClient::fs_read_file`], ...), whole-file helpers
+//! ([`ExecServerClient::read_file`], [`ExecServerClient::write_file`]) and
+//! streams for large files ([`FsReader`], [`FsWriter`]).
+//!
 //! ```no_run
 //! use exec_server_client::{ExecServerClient, WebSocketConnectArgs};
 //! use exec_server_protocol::process::StartParams;
@@ -118,6 +123,7 @@ mod collect;
 mod dispatch;
 mod error;
 mod event;
+mod fs;
 mod link;
 mod local;
 mod options;
@@ -129,6 +135,7 @@ pub use client::ExecServerClient;
 pub use collect::{Budgeted, Collected};
 pub use error::ClientError;
 pub use event::{ClientEvent, ExecEvent, ProcessEvent};
+pub use fs::{FsReader, FsWriter};
 pub use local::{LocalExecServer, spawn_local_exec_server};
 pub use options::{ClientOptions, ReconnectPolicy, ResumeTarget, WebSocketConnectArgs};
 pub use process::{ExitInfo, ProcessOutput, RemoteProcess};

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use exec_server_protocol::process::{
-    ProcessStream, ReadParams, ReadResponse, SignalResponse, SnapshotResponse, StartResponse,
-    WaitParams, WaitResponse,
+    ReadParams, ReadResponse, SignalResponse, SnapshotResponse, StartResponse, WaitParams,
+    WaitResponse,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -39,6 +39,8 @@ pub struct ProcessOutput {
     /// How it ended.
     pub exit: ExitInfo,
 }
+
+exec_server_protocol::index_by_stream!(ProcessOutput => Vec<u8>);
 
 /// A process started through [`ExecServerClient::start`].
 ///
@@ -263,11 +265,9 @@ impl RemoteProcess {
         let mut output = ProcessOutput::default();
         loop {
             match self.next_or_error().await? {
-                ProcessEvent::Output { stream, chunk, .. } => match stream {
-                    ProcessStream::Stdout => output.stdout.extend_from_slice(&chunk),
-                    ProcessStream::Stderr => output.stderr.extend_from_slice(&chunk),
-                    ProcessStream::Pty => output.pty.extend_from_slice(&chunk),
-                },
+                ProcessEvent::Output { stream, chunk, .. } => {
+                    output[stream].extend_from_slice(&chunk)
+                }
                 ProcessEvent::Gap { .. } => {}
                 ProcessEvent::Exited { .. } => {
                     output.exit = self.exit.clone().expect("set by next_event");
@@ -314,11 +314,7 @@ impl RemoteProcess {
                 Ok(event) => event?,
             };
             match event {
-                ProcessEvent::Output { stream, chunk, .. } => match stream {
-                    ProcessStream::Stdout => collected.stdout.push(&chunk),
-                    ProcessStream::Stderr => collected.stderr.push(&chunk),
-                    ProcessStream::Pty => collected.pty.push(&chunk),
-                },
+                ProcessEvent::Output { stream, chunk, .. } => collected[stream].push(&chunk),
                 ProcessEvent::Gap { dropped_bytes, .. } => collected.dropped_bytes += dropped_bytes,
                 ProcessEvent::Exited { .. } => {
                     collected.exit = self.exit.clone();

@@ -28,6 +28,9 @@ pub(crate) struct Context {
     /// connection once the response is queued (the `initialize` answer is
     /// the first message of a resumed connection).
     pending_attach: Option<Arc<Session>>,
+    /// Open files and watches of the `fs/*` methods; they end with the
+    /// connection.
+    pub fs: crate::handlers::fs::FsState,
 }
 
 /// A started process waiting for its forwarder.
@@ -41,6 +44,7 @@ impl Context {
             session: None,
             pending_starts: Vec::new(),
             pending_attach: None,
+            fs: Default::default(),
         }
     }
 
