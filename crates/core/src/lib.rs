@@ -9,7 +9,14 @@
 //!   [`ProcessEvent`]s with per-process sequence numbers through a bounded
 //!   channel (backpressure, never loss), reaps the child through a pidfd and
 //!   reports its exit after its output.
-//! - The stdin writer (`stdin`) feeds queued writes to the child.
+//! - The stdin writer (`stdin`) feeds queued writes to the child; its
+//!   queue is bounded in bytes.
+//! - The screen (`screen`) of a PTY process is a terminal emulator built
+//!   from retention when a snapshot asks for it, or by the pump before
+//!   retention drops output, and kept only within a server-wide
+//!   [`ScreenBudget`]; a terminal size alone allocates nothing.
+//! - [`limits`] raises the open-files limit for the server and restores
+//!   the original one in every child.
 //! - [`ProcessGroups`] kills sets of process groups at cleanup time.
 //! - The watchdog (`watchdog`) is a helper process that kills every live
 //!   process group if the server itself is killed without cleaning up.
@@ -22,6 +29,7 @@
 //! kills reach grandchildren and background jobs too.
 
 pub mod groups;
+pub mod limits;
 pub mod process;
 pub mod pty;
 pub mod retention;
@@ -44,3 +52,5 @@ pub use pty::TerminalSize;
 pub use pump::MAX_CHUNK_BYTES;
 pub use retention::{RetainedChunk, RetainedRead};
 pub use sandbox::{AppliedSandbox, FilesystemAccess, NetworkAccess, SandboxPolicy};
+pub use screen::{DEFAULT_SCREEN_MEMORY_BYTES, ScreenBudget, screen_bytes};
+pub use stdin::DEFAULT_STDIN_QUEUE_BYTES;
