@@ -205,6 +205,9 @@ fn check_exposure(
 }
 
 async fn serve(listen: ListenAddress, settings: config::Settings) -> anyhow::Result<()> {
+    // Raised before anything opens descriptors; logged after the banner,
+    // which stays the first line on stderr.
+    let open_files = exec_server_core::limits::raise_open_files_limit();
     let server = Server::new(settings.server);
     let websocket = listen.socket_address().is_some();
     let grace = server.config().shutdown_grace;
@@ -214,6 +217,7 @@ async fn serve(listen: ListenAddress, settings: config::Settings) -> anyhow::Res
     let serving = async {
         match listen {
             ListenAddress::Stdio => {
+                log_open_files_limit(&open_files);
                 stdio::serve_stdio(server.clone()).await;
                 Ok(())
             }
@@ -225,14 +229,15 @@ async fn serve(listen: ListenAddress, settings: config::Settings) -> anyhow::Res
                 let served = match &settings.tls {
                     Some((cert, key)) => {
                         let tls = websocket::load_tls_config(cert, key)?;
-                        let listener = websocket::TlsListener::new(listener, tls)?;
                         eprintln!("exec-server listening on wss://{bound}");
                         if settings.websocket.web {
                             eprintln!("exec-server browser terminal at https://{bound}/");
                         }
-                        websocket::serve_websocket_with(
+                        log_open_files_limit(&open_files);
+                        websocket::serve_websocket_tls(
                             server.clone(),
                             listener,
+                            tls,
                             settings.websocket.clone(),
                         )
                         .await
@@ -242,6 +247,7 @@ async fn serve(listen: ListenAddress, settings: config::Settings) -> anyhow::Res
                         if settings.websocket.web {
                             eprintln!("exec-server browser terminal at http://{bound}/");
                         }
+                        log_open_files_limit(&open_files);
                         websocket::serve_websocket_tcp(
                             server.clone(),
                             listener,
@@ -276,6 +282,21 @@ async fn serve(listen: ListenAddress, settings: config::Settings) -> anyhow::Res
     let killed = server.shut_down().await;
     tracing::info!(killed, "shutting down");
     result
+}
+
+/// Every connection, pipe and PTY costs a descriptor, so the server takes
+/// what the kernel allows (children get the original limit back, see
+/// `exec_server_core::limits`).
+fn log_open_files_limit(result: &std::io::Result<exec_server_core::limits::OpenFilesLimit>) {
+    match result {
+        Ok(limit) if limit.after > limit.before => tracing::info!(
+            from = limit.before,
+            to = limit.after,
+            "raised the open-files limit to the hard limit"
+        ),
+        Ok(limit) => tracing::info!(limit = limit.after, "open-files limit"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open-files limit"),
+    }
 }
 
 #[cfg(test)]

@@ -70,18 +70,52 @@ struct Connection {
     deferred: JoinSet<()>,
 }
 
+/// What a transport asks of a connection beyond the server's config.
+#[derive(Clone, Debug, Default)]
+pub struct ConnectionOptions {
+    /// Close the connection when `initialize` has not succeeded this long
+    /// after it started (websockets; stdio trusts its parent and waits).
+    pub initialize_within: Option<std::time::Duration>,
+}
+
 /// Serves one connection until its input ends, then detaches its session.
 pub async fn serve_connection(
     server: Server,
+    incoming: mpsc::Receiver<Incoming>,
+    out: mpsc::Sender<ServerMessage>,
+) {
+    serve_connection_with(server, incoming, out, ConnectionOptions::default()).await
+}
+
+/// [`serve_connection`] with transport-specific [`ConnectionOptions`].
+pub async fn serve_connection_with(
+    server: Server,
     mut incoming: mpsc::Receiver<Incoming>,
     out: mpsc::Sender<ServerMessage>,
+    options: ConnectionOptions,
 ) {
     let mut connection = Connection {
         cx: Context::new(server, out),
         handshake: Handshake::New,
         deferred: JoinSet::new(),
     };
-    while let Some(message) = incoming.recv().await {
+    let initialize_by = options
+        .initialize_within
+        .map(|within| tokio::time::Instant::now() + within);
+    loop {
+        let next = match initialize_by {
+            Some(deadline) if connection.handshake == Handshake::New => {
+                match tokio::time::timeout_at(deadline, incoming.recv()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        tracing::info!("closing a connection that sent no initialize in time");
+                        break;
+                    }
+                }
+            }
+            _ => incoming.recv().await,
+        };
+        let Some(message) = next else { break };
         match connection.handle(message).await {
             Flow::Continue => {}
             Flow::Close(reason) => {

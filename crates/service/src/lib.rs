@@ -73,12 +73,12 @@ mod session;
 
 use std::sync::Arc;
 
-use exec_server_core::ProcessGroups;
+use exec_server_core::{ProcessGroups, ScreenBudget};
 use exec_server_protocol::ServerMessage;
 use tokio::sync::mpsc;
 
 pub use config::ServerConfig;
-pub use connection::{Incoming, serve_connection};
+pub use connection::{ConnectionOptions, Incoming, serve_connection, serve_connection_with};
 pub use listen::ListenAddress;
 
 /// State shared by every connection of one server. Cheap to clone.
@@ -95,12 +95,15 @@ struct ServerInner {
     groups: ProcessGroups,
     sessions: session::SessionRegistry,
     drain: fleet::Drain,
+    /// Memory for PTY screens kept between snapshots (`--screen-memory-bytes`).
+    screens: ScreenBudget,
 }
 
 impl Server {
     pub fn new(config: ServerConfig) -> Self {
         Server {
             inner: Arc::new(ServerInner {
+                screens: ScreenBudget::new(config.screen_memory_bytes),
                 config,
                 groups: ProcessGroups::new(),
                 sessions: session::SessionRegistry::default(),
@@ -125,6 +128,11 @@ impl Server {
 
     pub(crate) fn groups(&self) -> &ProcessGroups {
         &self.inner.groups
+    }
+
+    /// Memory held by PTY screens kept between snapshots.
+    pub fn screen_budget(&self) -> &ScreenBudget {
+        &self.inner.screens
     }
 
     pub(crate) fn sessions(&self) -> &session::SessionRegistry {

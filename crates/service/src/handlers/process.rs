@@ -117,6 +117,8 @@ pub(crate) async fn start(
         retained_bytes: cx.config().retained_output_bytes,
         timeout: params.timeout_ms.map(millis),
         sandbox,
+        stdin_queue_bytes: cx.config().stdin_queue_bytes,
+        screen_budget: Some(cx.server().screen_budget().clone()),
     };
     let max_ttl = cx.config().detach_ttl;
     let detach_ttl = params

@@ -40,6 +40,8 @@ pub(crate) async fn exec(cx: &mut Context, params: ExecParams) -> Result<ExecRes
         retained_bytes: cx.config().retained_output_bytes,
         timeout: None,
         sandbox,
+        stdin_queue_bytes: cx.config().stdin_queue_bytes,
+        screen_budget: Some(cx.server().screen_budget().clone()),
     };
     let process = spawn_process(config).await?;
     let session_id = cx.session()?.next_v0_id();

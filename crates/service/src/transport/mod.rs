@@ -6,6 +6,7 @@
 //! first message that decodes decides whether every reply on the connection
 //! carries `"jsonrpc":"2.0"`.
 
+pub mod listener;
 pub mod stdio;
 pub mod web;
 pub mod websocket;
