@@ -67,7 +67,9 @@ async fn authorized_client(server: &WsServer) -> Rpc<WsTransport> {
 }
 
 fn open_descriptors(pid: i32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
 }
 
 #[tokio::test]
@@ -89,7 +91,10 @@ async fn silent_and_dripping_connections_are_closed_within_the_handshake_timeout
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("the dripping connection was still open after {:?}", started.elapsed());
+        panic!(
+            "the dripping connection was still open after {:?}",
+            started.elapsed()
+        );
     };
     let limit = Duration::from_secs(5);
     let (silent, line_only, dripped) = tokio::join!(
@@ -113,7 +118,10 @@ async fn silent_and_dripping_connections_are_closed_within_the_handshake_timeout
         .await
         .unwrap();
     let elapsed = time_until_closed(&mut idle, limit).await.expect("closed");
-    assert!(elapsed < Duration::from_secs(3), "kept alive for {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "kept alive for {elapsed:?}"
+    );
 
     // Meanwhile the server serves as usual.
     let mut rpc = Rpc::new(WsTransport::connect(&server.url).await);
@@ -134,7 +142,12 @@ async fn a_connection_that_completes_tls_and_then_says_nothing_is_closed() {
     std::fs::write(&key_path, key.serialize_pem()).unwrap();
     let mut command = tokio::process::Command::new(server_bin());
     command
-        .args(["--listen", "wss://127.0.0.1:0", "--handshake-timeout-ms", "600"])
+        .args([
+            "--listen",
+            "wss://127.0.0.1:0",
+            "--handshake-timeout-ms",
+            "600",
+        ])
         .arg("--tls-cert")
         .arg(&cert_path)
         .arg("--tls-key")
@@ -169,7 +182,10 @@ async fn a_connection_that_completes_tls_and_then_says_nothing_is_closed() {
     // A silent TCP connection that never starts TLS is closed too.
     let mut raw = TcpStream::connect(&address).await.unwrap();
     let elapsed = time_until_closed(&mut raw, Duration::from_secs(5)).await;
-    assert!(elapsed.is_some_and(|e| e < Duration::from_secs(3)), "{elapsed:?}");
+    assert!(
+        elapsed.is_some_and(|e| e < Duration::from_secs(3)),
+        "{elapsed:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,7 +224,10 @@ async fn idle_strangers_do_not_lock_out_a_client_with_the_token() {
         .expect("the client with the token got in");
     for i in 0..5 {
         let session = rpc.exec(sh(&format!("echo run-{i}"))).await;
-        assert_eq!(rpc.collect(&session).await.stdout, format!("run-{i}\n").as_bytes());
+        assert_eq!(
+            rpc.collect(&session).await.stdout,
+            format!("run-{i}\n").as_bytes()
+        );
     }
     eprintln!("authorized client in and served in {:?}", started.elapsed());
     drop(strangers);
@@ -292,10 +311,25 @@ async fn the_token_is_presented_once_or_the_upgrade_is_refused() {
     let cases: Vec<(&str, &str, Vec<&str>, &str)> = vec![
         ("one header", "/", vec![&right], "101"),
         ("one parameter", &with_token, vec![], "101"),
-        ("two headers, first wrong", "/", vec!["Authorization: Bearer guess", &right], "400"),
+        (
+            "two headers, first wrong",
+            "/",
+            vec!["Authorization: Bearer guess", &right],
+            "400",
+        ),
         ("two headers, both right", "/", vec![&right, &right], "400"),
-        ("wrong header, right parameter", &with_token, vec!["Authorization: Bearer guess"], "400"),
-        ("right header, right parameter", &with_token, vec![&right], "400"),
+        (
+            "wrong header, right parameter",
+            &with_token,
+            vec!["Authorization: Bearer guess"],
+            "400",
+        ),
+        (
+            "right header, right parameter",
+            &with_token,
+            vec![&right],
+            "400",
+        ),
         ("two parameters", "/?token=guess&token=x", vec![], "400"),
         ("no credential", "/", vec![], "401"),
     ];
@@ -334,7 +368,10 @@ async fn stdin_to_a_deaf_process_is_bounded_and_refused_with_a_clear_error() {
     // Up to 128 MiB: the queue must refuse long before.
     for _ in 0..512 {
         let response = rpc
-            .call("process/write", json!({"processId": "deaf", "chunk": chunk}))
+            .call(
+                "process/write",
+                json!({"processId": "deaf", "chunk": chunk}),
+            )
             .await;
         if response.get("error").is_some() {
             refusal = Some(response["error"].clone());
@@ -351,11 +388,15 @@ async fn stdin_to_a_deaf_process_is_bounded_and_refused_with_a_clear_error() {
         "{message}"
     );
     // 1 MiB of queue plus the pipe's 64 KiB, one chunk either way.
-    assert!(accepted <= 1024 * 1024 + 64 * 1024 + 256 * 1024, "{accepted}");
+    assert!(
+        accepted <= 1024 * 1024 + 64 * 1024 + 256 * 1024,
+        "{accepted}"
+    );
     assert_grew_less(before, after, 8 * 1024 * 1024, "128 MiB to a deaf process");
     // The connection is still fine and the process can be stopped.
     assert_eq!(
-        rpc.ok("process/terminate", json!({"processId": "deaf"})).await["running"],
+        rpc.ok("process/terminate", json!({"processId": "deaf"}))
+            .await["running"],
         true
     );
 }

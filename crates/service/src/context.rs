@@ -10,6 +10,8 @@ use exec_server_protocol::ServerMessage;
 use tokio::sync::mpsc;
 
 use crate::error::ApiError;
+use crate::limits::ProcessSlot;
+use crate::pattern::{PATTERN_BUDGET_BYTES, PatternBudget};
 use crate::session::{ProcessEntry, Session};
 use crate::{Server, ServerConfig};
 
@@ -24,6 +26,8 @@ pub(crate) struct Context {
     /// connection starts once the response is queued (a client learns a
     /// process's id before it sees output for it).
     pending_starts: Vec<PendingStart>,
+    /// Memory the `match` patterns of this connection's waits may hold.
+    patterns: PatternBudget,
 }
 
 /// A started process waiting for its forwarder.
@@ -36,6 +40,7 @@ impl Context {
             out,
             session: None,
             pending_starts: Vec::new(),
+            patterns: PatternBudget::new(PATTERN_BUDGET_BYTES),
         }
     }
 
@@ -75,6 +80,20 @@ impl Context {
             return Err(ApiError::TooManyProcesses { limit });
         }
         Ok(())
+    }
+
+    /// A place among the server's running processes (`--max-processes`),
+    /// held until the process is reaped.
+    pub fn process_slot(&self) -> Result<ProcessSlot, ApiError> {
+        let slots = self.server.process_slots();
+        slots
+            .acquire()
+            .ok_or(ApiError::TooManyProcessesOnServer { limit: slots.max() })
+    }
+
+    /// This connection's budget for `match` patterns.
+    pub fn patterns(&self) -> &PatternBudget {
+        &self.patterns
     }
 
     /// Registers a started process in the session and arranges for its

@@ -18,6 +18,9 @@ use exec_server_protocol::RpcError;
 use exec_server_protocol::jsonrpc::codes;
 use exec_server_protocol::wire::DecodeError;
 
+use crate::config::STDIN_FULL_WAIT;
+use crate::limits::{ProcessIdError, TerminalSizeError};
+use crate::pattern::PatternError;
 use crate::session::ResumeError;
 
 /// Longest client-supplied string echoed in an error, in bytes.
@@ -104,6 +107,32 @@ pub(crate) enum ApiError {
     /// message names the flag that sets the ceiling.
     #[error("{0}")]
     SandboxWider(String),
+    /// Running processes of the whole server, detached ones included.
+    #[error("too many processes: the server already runs {limit} (--max-processes)")]
+    TooManyProcessesOnServer { limit: usize },
+    /// A `process/start` `size` or `process/resize` out of bounds.
+    #[error(transparent)]
+    TerminalSize(#[from] TerminalSizeError),
+    /// A client-chosen process id that is not 1-256 printable ASCII bytes.
+    #[error(transparent)]
+    ProcessId(#[from] ProcessIdError),
+    /// A `match` pattern that is invalid, too long, or over the
+    /// connection's pattern budget (the last is a limit, `-32600`).
+    #[error(transparent)]
+    Pattern(#[from] PatternError),
+    /// A stdin queue that stayed full for [`STDIN_FULL_WAIT`]: nothing of
+    /// the request was queued. `what` is `process` or `session` (v0).
+    #[error(
+        "stdin of {what} {} is full: {queued} of {capacity} bytes (--stdin-queue-bytes) are still unread after {} s; nothing of this request was queued",
+        echo(.id),
+        STDIN_FULL_WAIT.as_secs()
+    )]
+    StdinFull {
+        what: &'static str,
+        id: String,
+        queued: usize,
+        capacity: usize,
+    },
 
     // ---- the server could not do it -------------------------------------
     /// Spawning failed: bad input (`-32602`) or the OS refused (`-32603`).
@@ -158,8 +187,12 @@ impl From<ApiError> for RpcError {
             | StillRunning(_)
             | TooManyProcesses { .. }
             | TooManyWaits { .. }
-            | SandboxWider(_) => codes::INVALID_REQUEST,
+            | SandboxWider(_)
+            | TooManyProcessesOnServer { .. }
+            | Pattern(PatternError::OverBudget { .. })
+            | StdinFull { .. } => codes::INVALID_REQUEST,
             BadParams(_) | InvalidParams(_) | UnsupportedSignal { .. } => codes::INVALID_PARAMS,
+            TerminalSize(_) | ProcessId(_) | Pattern(_) => codes::INVALID_PARAMS,
             Spawn(SpawnError::Invalid(_)) => codes::INVALID_PARAMS,
             Spawn(SpawnError::Os { .. }) | Os { .. } | Internal(_) => codes::INTERNAL_ERROR,
         };

@@ -31,6 +31,9 @@
 //!   `v0` (SPEC section 2), `process` (SPEC section 3).
 //! - `error` — `ApiError`, every way a request fails, and the one mapping
 //!   to JSON-RPC codes and messages (v0's exact messages included).
+//! - `limits` and `pattern` bound what one client can make the server
+//!   hold: server-wide process slots, id and size checks, and the memory of
+//!   one connection's `match` patterns (docs/SECURITY.md, "Bounds").
 //! - `session` holds a client's processes; a session outlives its
 //!   connection while it has detached processes (SPEC 3.2). `forwarder`
 //!   turns process events into notifications.
@@ -67,6 +70,8 @@ mod context;
 mod error;
 mod forwarder;
 mod handlers;
+mod limits;
+mod pattern;
 mod router;
 pub mod sandbox;
 mod session;
@@ -97,6 +102,8 @@ struct ServerInner {
     drain: fleet::Drain,
     /// Memory for PTY screens kept between snapshots (`--screen-memory-bytes`).
     screens: ScreenBudget,
+    /// Running processes of every session (`--max-processes`).
+    processes: limits::ProcessSlots,
 }
 
 impl Server {
@@ -104,6 +111,7 @@ impl Server {
         Server {
             inner: Arc::new(ServerInner {
                 screens: ScreenBudget::new(config.screen_memory_bytes),
+                processes: limits::ProcessSlots::new(config.max_processes),
                 config,
                 groups: ProcessGroups::new(),
                 sessions: session::SessionRegistry::default(),
@@ -133,6 +141,15 @@ impl Server {
     /// Memory held by PTY screens kept between snapshots.
     pub fn screen_budget(&self) -> &ScreenBudget {
         &self.inner.screens
+    }
+
+    /// Processes running on this server now, detached ones included.
+    pub fn running_processes(&self) -> usize {
+        self.inner.processes.live()
+    }
+
+    pub(crate) fn process_slots(&self) -> &limits::ProcessSlots {
+        &self.inner.processes
     }
 
     pub(crate) fn sessions(&self) -> &session::SessionRegistry {
