@@ -388,15 +388,300 @@ async fn stdin_to_a_deaf_process_is_bounded_and_refused_with_a_clear_error() {
         "{message}"
     );
     // 1 MiB of queue plus the pipe's 64 KiB, one chunk either way.
-    assert!(
-        accepted <= 1024 * 1024 + 64 * 1024 + 256 * 1024,
-        "{accepted}"
-    );
-    assert_grew_less(before, after, 8 * 1024 * 1024, "128 MiB to a deaf process");
+    assert!(accepted <= 1024 * 1024 + 64 * 1024 + 256 * 1024, "{accepted}");
+    // The full queue itself (1 MiB) plus the buffers of decoding the
+    // requests; unbounded, it would be the whole 128 MiB.
+    assert_grew_less(before, after, 4 * 1024 * 1024, "128 MiB to a deaf process");
     // The connection is still fine and the process can be stopped.
     assert_eq!(
         rpc.ok("process/terminate", json!({"processId": "deaf"}))
             .await["running"],
         true
     );
+}
+
+/// `process/start` params for `sh -c SCRIPT`.
+fn start(script: &str) -> Value {
+    json!({"argv": ["/bin/sh", "-c", script], "cwd": "/", "env": {"PATH": "/usr/bin:/bin"}})
+}
+
+fn with(mut params: Value, extra: Value) -> Value {
+    for (key, value) in extra.as_object().unwrap() {
+        params[key] = value.clone();
+    }
+    params
+}
+
+/// Starts a detached `sleep` in a new session and disconnects; returns the
+/// session id and the pid.
+async fn leave_a_detached_process(server: &WsServer) -> (String, i32) {
+    let mut rpc = Rpc::new(WsTransport::connect(&server.url).await);
+    let init = rpc.ok("initialize", json!({"clientName": "other"})).await;
+    rpc.send(json!({"method": "initialized"})).await;
+    let started = rpc
+        .ok(
+            "process/start",
+            with(
+                start("sleep 600"),
+                json!({"processId": "keep", "onDisconnect": "detach"}),
+            ),
+        )
+        .await;
+    (
+        init["sessionId"].as_str().unwrap().to_string(),
+        started["pid"].as_i64().unwrap() as i32,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_terminals_are_refused_and_nobody_else_pays_for_them() {
+    // 4 GiB of address space: one 65535x65535 screen (137 GB) would abort
+    // the server, killing the other client's detached process with it.
+    let server = limited_server("ulimit -v 4194304", &["--detach-ttl-ms", "60000"]).await;
+    let (other_session, other_pid) = leave_a_detached_process(&server).await;
+    let mut rpc = Rpc::new(WsTransport::connect(&server.url).await);
+    rpc.handshake().await;
+    let before = rss_kib(server.pid());
+    let huge = json!({"rows": 65535, "cols": 65535});
+    let error = rpc
+        .err(
+            "process/start",
+            with(start("cat"), json!({"tty": true, "size": huge})),
+        )
+        .await;
+    assert_eq!(error["code"], -32602, "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("65535x65535 exceeds this server's maximum of 1000x1000"),
+        "{error}"
+    );
+    rpc.ok(
+        "process/start",
+        with(start("cat"), json!({"processId": "t", "tty": true})),
+    )
+    .await;
+    for (rows, cols) in [(65535, 65535), (2000, 2000), (24, 1001), (0, 80)] {
+        let error = rpc
+            .err(
+                "process/resize",
+                json!({"processId": "t", "rows": rows, "cols": cols}),
+            )
+            .await;
+        assert_eq!(error["code"], -32602, "{rows}x{cols}: {error}");
+    }
+    // The largest allowed size works, and the screen is rendered at it.
+    rpc.ok(
+        "process/resize",
+        json!({"processId": "t", "rows": 1000, "cols": 1000}),
+    )
+    .await;
+    let snapshot = rpc.ok("process/snapshot", json!({"processId": "t"})).await;
+    assert_eq!(snapshot["screen"].as_array().unwrap().len(), 1000);
+    let after = rss_kib(server.pid());
+    assert_grew_less(before, after, 256 * 1024 * 1024, "huge sizes refused");
+    // The server and the other client's detached process are alive.
+    assert!(!process_gone(other_pid), "the detached process died");
+    let mut other = Rpc::new(WsTransport::connect(&server.url).await);
+    let init = other
+        .ok(
+            "initialize",
+            json!({"clientName": "other", "resumeSessionId": other_session}),
+        )
+        .await;
+    assert_eq!(init["resumed"], true);
+    other.send(json!({"method": "initialized"})).await;
+    let list = other.ok("process/list", json!({})).await;
+    assert_eq!(list["processes"][0]["running"], true, "{list}");
+    other
+        .ok("process/terminate", json!({"processId": "keep"}))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_large_screens_stay_within_the_screen_budget() {
+    // 32 MiB for kept screens; each 1000x1000 screen is budgeted at 64 MiB,
+    // so none is kept and each snapshot renders and frees its own. Sizes
+    // alone allocate nothing.
+    let server = limited_server(
+        "ulimit -v 4194304",
+        &["--screen-memory-bytes", "33554432"],
+    )
+    .await;
+    let mut rpc = Rpc::new(WsTransport::connect(&server.url).await);
+    rpc.handshake().await;
+    let before = rss_kib(server.pid());
+    let size = json!({"rows": 1000, "cols": 1000});
+    for i in 0..12 {
+        rpc.ok(
+            "process/start",
+            with(
+                start("printf 'screen-%s' \"$0\"; exec cat"),
+                json!({"processId": format!("s{i}"), "tty": true, "size": size}),
+            ),
+        )
+        .await;
+    }
+    let started = rss_kib(server.pid());
+    assert_grew_less(before, started, 32 * 1024 * 1024, "12 terminals of 1000x1000");
+    for round in 0..2 {
+        for i in 0..12 {
+            let snapshot = rpc
+                .ok("process/snapshot", json!({"processId": format!("s{i}")}))
+                .await;
+            assert_eq!(snapshot["screen"].as_array().unwrap().len(), 1000, "round {round}");
+        }
+    }
+    let after = rss_kib(server.pid());
+    // Eagerly kept screens would hold 12 x 32 MB; the bound is the budget
+    // plus the screens two runtime threads may render at once, with slack.
+    assert_grew_less(before, after, 192 * 1024 * 1024, "24 snapshots of 1000x1000");
+}
+
+#[tokio::test]
+async fn process_ids_are_printable_ascii() {
+    let mut rpc = stdio_client(&[]).await;
+    for bad in ["a\u{0}b", "\u{1b}[31mred", "line\nbreak", "tab\t", "café", "\u{202e}txt.exe"] {
+        let error = rpc
+            .err(
+                "process/start",
+                with(start("true"), json!({"processId": bad})),
+            )
+            .await;
+        assert_eq!(
+            error,
+            json!({"code": -32602, "message": "processId may only contain printable ASCII characters (space to `~`)"}),
+            "{bad:?}"
+        );
+    }
+    let error = rpc
+        .err(
+            "process/start",
+            with(start("true"), json!({"processId": "x".repeat(257)})),
+        )
+        .await;
+    assert_eq!(error["code"], -32602);
+    for good in ["build 1", "tests/unit#3", &"x".repeat(256)] {
+        let started = rpc
+            .ok(
+                "process/start",
+                with(start("true"), json!({"processId": good})),
+            )
+            .await;
+        assert_eq!(started["processId"], good);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_pattern_waits_hit_the_connection_budget_with_a_clear_error() {
+    let server = limited_server("ulimit -v 4194304", &[]).await;
+    let mut rpc = Rpc::new(WsTransport::connect(&server.url).await);
+    rpc.handshake().await;
+    rpc.ok(
+        "process/start",
+        with(start("sleep 600"), json!({"processId": "quiet"})),
+    )
+    .await;
+    let before = rss_kib(server.pid());
+    const WAITS: i64 = 200;
+    for id in 0..WAITS {
+        rpc.send(json!({"id": 10_000 + id, "method": "process/wait", "params":
+            {"processId": "quiet", "match": "\\w{20}", "timeoutMs": 60000}}))
+            .await;
+    }
+    // Refusals answer at once; the accepted waits answer when the process ends.
+    let during = {
+        let listed = rpc.ok("process/list", json!({})).await;
+        assert_eq!(listed["processes"][0]["running"], true);
+        rss_kib(server.pid())
+    };
+    rpc.ok("process/terminate", json!({"processId": "quiet"}))
+        .await;
+    let (mut refused, mut finished) = (0, 0);
+    for _ in 0..WAITS {
+        let response = rpc.response().await;
+        if let Some(error) = response.get("error") {
+            assert_eq!(error["code"], -32600, "{error}");
+            assert!(
+                error["message"].as_str().unwrap().contains("wait for fewer patterns"),
+                "{error}"
+            );
+            refused += 1;
+        } else {
+            assert_eq!(response["result"]["reason"], "exited", "{response}");
+            finished += 1;
+        }
+    }
+    eprintln!("{finished} pattern waits ran, {refused} were refused");
+    assert!(refused > 0 && finished >= 8, "{finished} ran, {refused} refused");
+    assert_grew_less(before, during, 64 * 1024 * 1024, "200 waits of \\w{20}");
+    // A finished wait returns its share: the next one runs.
+    rpc.ok(
+        "process/start",
+        with(start("echo ready; sleep 600"), json!({"processId": "next"})),
+    )
+    .await;
+    let wait = rpc
+        .ok(
+            "process/wait",
+            json!({"processId": "next", "match": "\\w{5}", "timeoutMs": 10000}),
+        )
+        .await;
+    assert_eq!(wait["reason"], "matched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detached_processes_count_against_the_server_wide_limit() {
+    let server = WsServer::start(&["--max-processes", "20", "--detach-ttl-ms", "60000"]).await;
+    let mut sessions = Vec::new();
+    let mut refusal = None;
+    // Reconnect and spawn, as a client that forgets its sessions would.
+    'rounds: for round in 0..3 {
+        let mut rpc = Rpc::new(WsTransport::connect(&server.url).await);
+        let init = rpc.ok("initialize", json!({"clientName": "leaky"})).await;
+        rpc.send(json!({"method": "initialized"})).await;
+        sessions.push(init["sessionId"].as_str().unwrap().to_string());
+        for i in 0..8 {
+            let response = rpc
+                .call(
+                    "process/start",
+                    with(
+                        start("sleep 600"),
+                        json!({"processId": format!("p{i}"), "onDisconnect": "detach"}),
+                    ),
+                )
+                .await;
+            if let Some(error) = response.get("error") {
+                assert_eq!((round, i), (2, 4), "the 21st process is refused");
+                refusal = Some(error.clone());
+                // v0 processes count too.
+                let error = rpc.err("command/exec", sh("true")).await;
+                assert!(error["message"].as_str().unwrap().contains("--max-processes"));
+                break 'rounds;
+            }
+        }
+    }
+    let refusal = refusal.expect("the limit was reached");
+    assert_eq!(
+        refusal,
+        json!({"code": -32600, "message": "too many processes: the server already runs 20 (--max-processes)"})
+    );
+    // Ending processes frees their slots.
+    let mut rpc = Rpc::new(WsTransport::connect(&server.url).await);
+    rpc.ok(
+        "initialize",
+        json!({"clientName": "leaky", "resumeSessionId": sessions[0]}),
+    )
+    .await;
+    rpc.send(json!({"method": "initialized"})).await;
+    rpc.ok("process/terminate", json!({"processId": "p0"}))
+        .await;
+    rpc.ok("process/wait", json!({"processId": "p0"})).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let response = rpc.call("process/start", start("true")).await;
+        if response.get("result").is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the slot never came back: {response}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
