@@ -685,3 +685,48 @@ async fn detached_processes_count_against_the_server_wide_limit() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn what_a_process_record_keeps_is_small() {
+    let mut rpc = stdio_client(&[]).await;
+    rpc.ok(
+        "process/start",
+        with(start("cat"), json!({"processId": "c", "stdin": "pipe"})),
+    )
+    .await;
+    // Up to 4,096 write ids are remembered per process: each must be small.
+    let error = rpc
+        .err(
+            "process/write",
+            json!({"processId": "c", "chunk": b64(b"x"), "writeId": "w".repeat(100_000)}),
+        )
+        .await;
+    assert_eq!(
+        error,
+        json!({"code": -32602, "message": "writeId must be 1 to 256 bytes"})
+    );
+    rpc.ok(
+        "process/write",
+        json!({"processId": "c", "chunk": b64(b"x"), "writeId": "w".repeat(256)}),
+    )
+    .await;
+    // Labels live as long as the record.
+    let many: serde_json::Map<String, Value> =
+        (0..65).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let error = rpc
+        .err("process/start", with(start("true"), json!({"labels": many})))
+        .await;
+    assert_eq!(error["code"], -32602, "{error}");
+    let error = rpc
+        .err(
+            "process/start",
+            with(start("true"), json!({"labels": {"k": "v".repeat(20_000)}})),
+        )
+        .await;
+    assert_eq!(error["code"], -32602, "{error}");
+    rpc.ok(
+        "process/start",
+        with(start("true"), json!({"labels": {"task": "build", "agent": "a1"}})),
+    )
+    .await;
+}
