@@ -388,7 +388,10 @@ async fn stdin_to_a_deaf_process_is_bounded_and_refused_with_a_clear_error() {
         "{message}"
     );
     // 1 MiB of queue plus the pipe's 64 KiB, one chunk either way.
-    assert!(accepted <= 1024 * 1024 + 64 * 1024 + 256 * 1024, "{accepted}");
+    assert!(
+        accepted <= 1024 * 1024 + 64 * 1024 + 256 * 1024,
+        "{accepted}"
+    );
     // The full queue itself (1 MiB) plus the buffers of decoding the
     // requests; unbounded, it would be the whole 128 MiB.
     assert_grew_less(before, after, 4 * 1024 * 1024, "128 MiB to a deaf process");
@@ -451,7 +454,10 @@ async fn huge_terminals_are_refused_and_nobody_else_pays_for_them() {
         .await;
     assert_eq!(error["code"], -32602, "{error}");
     assert!(
-        error["message"].as_str().unwrap().contains("65535x65535 exceeds this server's maximum of 1000x1000"),
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("65535x65535 exceeds this server's maximum of 1000x1000"),
         "{error}"
     );
     rpc.ok(
@@ -501,11 +507,7 @@ async fn many_large_screens_stay_within_the_screen_budget() {
     // 32 MiB for kept screens; each 1000x1000 screen is budgeted at 64 MiB,
     // so none is kept and each snapshot renders and frees its own. Sizes
     // alone allocate nothing.
-    let server = limited_server(
-        "ulimit -v 4194304",
-        &["--screen-memory-bytes", "33554432"],
-    )
-    .await;
+    let server = limited_server("ulimit -v 4194304", &["--screen-memory-bytes", "33554432"]).await;
     let mut rpc = Rpc::new(WsTransport::connect(&server.url).await);
     rpc.handshake().await;
     let before = rss_kib(server.pid());
@@ -521,25 +523,46 @@ async fn many_large_screens_stay_within_the_screen_budget() {
         .await;
     }
     let started = rss_kib(server.pid());
-    assert_grew_less(before, started, 32 * 1024 * 1024, "12 terminals of 1000x1000");
+    assert_grew_less(
+        before,
+        started,
+        32 * 1024 * 1024,
+        "12 terminals of 1000x1000",
+    );
     for round in 0..2 {
         for i in 0..12 {
             let snapshot = rpc
                 .ok("process/snapshot", json!({"processId": format!("s{i}")}))
                 .await;
-            assert_eq!(snapshot["screen"].as_array().unwrap().len(), 1000, "round {round}");
+            assert_eq!(
+                snapshot["screen"].as_array().unwrap().len(),
+                1000,
+                "round {round}"
+            );
         }
     }
     let after = rss_kib(server.pid());
     // Eagerly kept screens would hold 12 x 32 MB; the bound is the budget
     // plus the screens two runtime threads may render at once, with slack.
-    assert_grew_less(before, after, 192 * 1024 * 1024, "24 snapshots of 1000x1000");
+    assert_grew_less(
+        before,
+        after,
+        192 * 1024 * 1024,
+        "24 snapshots of 1000x1000",
+    );
 }
 
 #[tokio::test]
 async fn process_ids_are_printable_ascii() {
     let mut rpc = stdio_client(&[]).await;
-    for bad in ["a\u{0}b", "\u{1b}[31mred", "line\nbreak", "tab\t", "café", "\u{202e}txt.exe"] {
+    for bad in [
+        "a\u{0}b",
+        "\u{1b}[31mred",
+        "line\nbreak",
+        "tab\t",
+        "café",
+        "\u{202e}txt.exe",
+    ] {
         let error = rpc
             .err(
                 "process/start",
@@ -583,9 +606,11 @@ async fn many_pattern_waits_hit_the_connection_budget_with_a_clear_error() {
     let before = rss_kib(server.pid());
     const WAITS: i64 = 200;
     for id in 0..WAITS {
-        rpc.send(json!({"id": 10_000 + id, "method": "process/wait", "params":
-            {"processId": "quiet", "match": "\\w{20}", "timeoutMs": 60000}}))
-            .await;
+        rpc.send(
+            json!({"id": 10_000 + id, "method": "process/wait", "params":
+            {"processId": "quiet", "match": "\\w{20}", "timeoutMs": 60000}}),
+        )
+        .await;
     }
     // Refusals answer at once; the accepted waits answer when the process ends.
     let during = {
@@ -601,7 +626,10 @@ async fn many_pattern_waits_hit_the_connection_budget_with_a_clear_error() {
         if let Some(error) = response.get("error") {
             assert_eq!(error["code"], -32600, "{error}");
             assert!(
-                error["message"].as_str().unwrap().contains("wait for fewer patterns"),
+                error["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("wait for fewer patterns"),
                 "{error}"
             );
             refused += 1;
@@ -611,7 +639,10 @@ async fn many_pattern_waits_hit_the_connection_budget_with_a_clear_error() {
         }
     }
     eprintln!("{finished} pattern waits ran, {refused} were refused");
-    assert!(refused > 0 && finished >= 8, "{finished} ran, {refused} refused");
+    assert!(
+        refused > 0 && finished >= 8,
+        "{finished} ran, {refused} refused"
+    );
     assert_grew_less(before, during, 64 * 1024 * 1024, "200 waits of \\w{20}");
     // A finished wait returns its share: the next one runs.
     rpc.ok(
@@ -654,7 +685,12 @@ async fn detached_processes_count_against_the_server_wide_limit() {
                 refusal = Some(error.clone());
                 // v0 processes count too.
                 let error = rpc.err("command/exec", sh("true")).await;
-                assert!(error["message"].as_str().unwrap().contains("--max-processes"));
+                assert!(
+                    error["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains("--max-processes")
+                );
                 break 'rounds;
             }
         }
@@ -681,7 +717,10 @@ async fn detached_processes_count_against_the_server_wide_limit() {
         if response.get("result").is_some() {
             break;
         }
-        assert!(Instant::now() < deadline, "the slot never came back: {response}");
+        assert!(
+            Instant::now() < deadline,
+            "the slot never came back: {response}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -714,7 +753,10 @@ async fn what_a_process_record_keeps_is_small() {
     let many: serde_json::Map<String, Value> =
         (0..65).map(|i| (format!("k{i}"), json!("v"))).collect();
     let error = rpc
-        .err("process/start", with(start("true"), json!({"labels": many})))
+        .err(
+            "process/start",
+            with(start("true"), json!({"labels": many})),
+        )
         .await;
     assert_eq!(error["code"], -32602, "{error}");
     let error = rpc
@@ -726,7 +768,10 @@ async fn what_a_process_record_keeps_is_small() {
     assert_eq!(error["code"], -32602, "{error}");
     rpc.ok(
         "process/start",
-        with(start("true"), json!({"labels": {"task": "build", "agent": "a1"}})),
+        with(
+            start("true"),
+            json!({"labels": {"task": "build", "agent": "a1"}}),
+        ),
     )
     .await;
 }
