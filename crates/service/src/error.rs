@@ -277,6 +277,45 @@ mod tests {
     }
 
     #[test]
+    fn bounds_are_limits_or_bad_params() {
+        use exec_server_core::TerminalSize;
+        assert_eq!(
+            rpc(ApiError::TooManyProcessesOnServer { limit: 20 }),
+            (
+                -32600,
+                "too many processes: the server already runs 20 (--max-processes)".into()
+            )
+        );
+        let max = TerminalSize {
+            rows: 1000,
+            cols: 1000,
+        };
+        let huge = TerminalSize {
+            rows: 65535,
+            cols: 65535,
+        };
+        let error = crate::limits::check_terminal_size(huge, max).unwrap_err();
+        assert_eq!(rpc(error.into()).0, -32602);
+        let error = crate::limits::check_process_id("a\0b").unwrap_err();
+        assert_eq!(rpc(error.into()).0, -32602);
+        let budget = crate::pattern::PatternBudget::new(0);
+        assert_eq!(rpc(budget.compile("(").unwrap_err().into()).0, -32602);
+        let (code, message) = rpc(budget.compile("ok").unwrap_err().into());
+        assert_eq!(code, -32600, "over the budget is a limit: {message}");
+        let (code, message) = rpc(ApiError::StdinFull {
+            what: "process",
+            id: "p".into(),
+            queued: 1048576,
+            capacity: 1048576,
+        });
+        assert_eq!(code, -32600);
+        assert_eq!(
+            message,
+            "stdin of process p is full: 1048576 of 1048576 bytes (--stdin-queue-bytes) are still unread after 5 s; nothing of this request was queued"
+        );
+    }
+
+    #[test]
     fn decode_errors_keep_their_codes() {
         assert_eq!(
             rpc(DecodeError::Parse("x".into()).into()),
