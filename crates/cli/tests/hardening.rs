@@ -13,6 +13,7 @@ use std::net::TcpStream as StdTcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use common::*;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -308,9 +309,53 @@ async fn the_token_is_presented_once_or_the_upgrade_is_refused() {
     let address = address(&server);
     let right = format!("Authorization: Bearer {TOKEN}");
     let with_token = format!("/?token={TOKEN}");
+    // The browser's way: the token base64url-encoded in a subprotocol.
+    let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(TOKEN);
+    let subprotocol = format!("Sec-WebSocket-Protocol: exec-server, exec-server.bearer.{encoded}");
+    let wrong_subprotocol = "Sec-WebSocket-Protocol: exec-server, exec-server.bearer.Z3Vlc3M";
+    let two_subprotocols =
+        format!("Sec-WebSocket-Protocol: exec-server.bearer.Z3Vlc3M, exec-server.bearer.{encoded}");
     let cases: Vec<(&str, &str, Vec<&str>, &str)> = vec![
         ("one header", "/", vec![&right], "101"),
         ("one parameter", &with_token, vec![], "101"),
+        ("one subprotocol", "/", vec![&subprotocol], "101"),
+        (
+            "right subprotocol, right header",
+            "/",
+            vec![&subprotocol, &right],
+            "400",
+        ),
+        (
+            "right subprotocol, wrong header",
+            "/",
+            vec![&subprotocol, "Authorization: Bearer guess"],
+            "400",
+        ),
+        (
+            "wrong subprotocol, right header",
+            "/",
+            vec![wrong_subprotocol, &right],
+            "400",
+        ),
+        (
+            "right subprotocol, right parameter",
+            &with_token,
+            vec![&subprotocol],
+            "400",
+        ),
+        (
+            "wrong subprotocol, right parameter",
+            &with_token,
+            vec![wrong_subprotocol],
+            "400",
+        ),
+        ("two subprotocols", "/", vec![&two_subprotocols], "400"),
+        (
+            "subprotocols in two headers",
+            "/",
+            vec![wrong_subprotocol, &subprotocol],
+            "400",
+        ),
         (
             "two headers, first wrong",
             "/",
@@ -775,3 +820,63 @@ async fn what_a_process_record_keeps_is_small() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn observers_are_held_to_the_bounds_of_the_process_api() {
+    // observe/* acts on any session's process (here the caller's own, which
+    // it may address the same way): the bounds must not have a side door.
+    let mut rpc = stdio_client(&[]).await;
+    rpc.ok(
+        "process/start",
+        with(
+            start("exec cat"),
+            json!({"processId": "t", "tty": true, "size": {"rows": 24, "cols": 80}}),
+        ),
+    )
+    .await;
+    let listed = rpc.ok("observe/list", json!({})).await;
+    let owner = listed["processes"][0]["owner"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (rows, cols) in [(65535, 65535), (2000, 2000), (24, 1001), (0, 80)] {
+        let observed = rpc
+            .err(
+                "observe/resize",
+                json!({"owner": owner, "processId": "t", "rows": rows, "cols": cols}),
+            )
+            .await;
+        let direct = rpc
+            .err(
+                "process/resize",
+                json!({"processId": "t", "rows": rows, "cols": cols}),
+            )
+            .await;
+        assert_eq!(observed["code"], -32602, "{rows}x{cols}: {observed}");
+        assert_eq!(observed, direct, "{rows}x{cols}");
+    }
+    let snapshot = rpc
+        .ok(
+            "observe/snapshot",
+            json!({"owner": owner, "processId": "t"}),
+        )
+        .await;
+    assert_eq!(snapshot["size"], json!({"rows": 24, "cols": 80}));
+    let error = rpc
+        .err(
+            "observe/write",
+            json!({"owner": owner, "processId": "t", "chunk": b64(b"x"),
+                   "writeId": "w".repeat(100_000)}),
+        )
+        .await;
+    assert_eq!(
+        error,
+        json!({"code": -32602, "message": "writeId must be 1 to 256 bytes"})
+    );
+    rpc.ok(
+        "observe/write",
+        json!({"owner": owner, "processId": "t", "chunk": b64(b"x"), "writeId": "w1"}),
+    )
+    .await;
+}
+

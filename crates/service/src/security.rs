@@ -349,7 +349,10 @@ mod tests {
         }
         for query in ["/?token=s3cret", "/?token=nope"] {
             assert_eq!(
-                p.check(&headers(&[protocol.clone()]), &query.parse().unwrap()),
+                p.check(
+                    &headers(std::slice::from_ref(&protocol)),
+                    &query.parse().unwrap()
+                ),
                 Err(Refusal::AmbiguousCredentials),
                 "{query}"
             );
