@@ -87,7 +87,7 @@ pub struct ServerFlags {
     #[arg(long, value_name = "COLS")]
     pub max_terminal_cols: Option<u16>,
 
-    /// Memory for terminal screens kept between snapshots, all processes together; beyond it screens are rebuilt per snapshot [default: 134217728].
+    /// Memory for terminal screens kept between snapshots and through dropped output, all processes together; beyond it screens are rebuilt per snapshot (approximate once output was dropped) [default: 134217728].
     #[arg(long, value_name = "BYTES")]
     pub screen_memory_bytes: Option<usize>,
 

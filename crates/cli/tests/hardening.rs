@@ -862,6 +862,7 @@ async fn observers_are_held_to_the_bounds_of_the_process_api() {
         )
         .await;
     assert_eq!(snapshot["size"], json!({"rows": 24, "cols": 80}));
+    assert_eq!(snapshot["screenApproximate"], false);
     let error = rpc
         .err(
             "observe/write",
@@ -880,3 +881,47 @@ async fn observers_are_held_to_the_bounds_of_the_process_api() {
     .await;
 }
 
+/// Draws on the third row, then moves the cursor about (saving and restoring
+/// it, which changes nothing on screen) for 100 KiB: with 8 KiB of retention
+/// the drawing is among the dropped bytes.
+const DRAW_THEN_FLOOD: &str = "i=0; while [ $i -lt 512 ]; do echo 'filler filler filler'; i=$((i+1)); done; \
+    printf '\\033[2J\\033[3;4Hdrawn early'; e=$(printf '\\033'); i=0; \
+    while [ $i -lt 400 ]; do printf \"${e}7${e}8%.0s\" $(seq 1 128); i=$((i+1)); done; exec cat";
+
+async fn snapshot_after_drops(args: &[&str]) -> Value {
+    let mut rpc = stdio_client(args).await;
+    rpc.ok(
+        "process/start",
+        with(
+            start(DRAW_THEN_FLOOD),
+            json!({"processId": "d", "tty": true, "streamOutput": false}),
+        ),
+    )
+    .await;
+    // Done when the output has stopped for a second (the script ends in
+    // `cat`).
+    let waited = rpc
+        .ok(
+            "process/wait",
+            json!({"processId": "d", "quietMs": 1000, "timeoutMs": 60000}),
+        )
+        .await;
+    assert_eq!(waited["reason"], "quiet", "{waited}");
+    rpc.ok("process/snapshot", json!({"processId": "d"})).await
+}
+
+#[tokio::test]
+async fn a_snapshot_after_dropped_output_is_exact_within_the_screen_budget_and_says_so_beyond() {
+    let retention = ["--retained-output-bytes", "8192"];
+    let kept = snapshot_after_drops(&retention).await;
+    assert_eq!(kept["truncated"], true, "retention dropped the drawing");
+    assert_eq!(kept["screen"][2], "   drawn early", "{kept}");
+    assert_eq!(kept["screenApproximate"], false);
+    // No screen memory: nothing could keep the drawing, and the snapshot
+    // says its screen is a reconstruction.
+    let lost =
+        snapshot_after_drops(&[retention[0], retention[1], "--screen-memory-bytes", "0"]).await;
+    assert_eq!(lost["truncated"], true);
+    assert_ne!(lost["screen"][2], "   drawn early", "{lost}");
+    assert_eq!(lost["screenApproximate"], true);
+}

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use exec_server_core::retention::DEFAULT_RETAINED_BYTES;
-use exec_server_core::{DEFAULT_STDIN_QUEUE_BYTES, TerminalSize};
+use exec_server_core::{DEFAULT_SCREEN_MEMORY_BYTES, DEFAULT_STDIN_QUEUE_BYTES, TerminalSize};
 use exec_server_protocol::DEFAULT_MAX_MESSAGE_BYTES;
 
 use crate::fleet::ServerId;
@@ -36,7 +36,8 @@ pub struct ServerConfig {
     /// Largest terminal a client may ask for (`process/start` `size`,
     /// `process/resize`); larger ones are refused with `-32602`.
     pub max_terminal_size: TerminalSize,
-    /// Memory for terminal emulators kept between snapshots, for all PTY
+    /// Memory for terminal emulators kept between snapshots (and through
+    /// output retention drops, which keeps screens exact), for all PTY
     /// processes together (see `exec_server_core::ScreenBudget`).
     pub screen_memory_bytes: usize,
     /// Bytes written to a process's stdin and not yet read by it, at most;
@@ -72,7 +73,7 @@ impl Default for ServerConfig {
                 rows: 1000,
                 cols: 1000,
             },
-            screen_memory_bytes: 128 * 1024 * 1024,
+            screen_memory_bytes: DEFAULT_SCREEN_MEMORY_BYTES,
             stdin_queue_bytes: DEFAULT_STDIN_QUEUE_BYTES,
             max_processes: 4096,
             initialize_timeout: Duration::from_secs(10),

@@ -364,6 +364,7 @@ pub(crate) fn snapshot_of(entry: &ProcessEntry) -> SnapshotResponse {
             screen_ansi: screen
                 .as_ref()
                 .map(|screen| Bytes::from(screen.formatted.clone())),
+            screen_approximate: screen.as_ref().map(|screen| screen.approximate),
             screen: screen.map(|screen| screen.lines),
         }
     })
