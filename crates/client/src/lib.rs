@@ -24,7 +24,7 @@
 //! ```text
 //!  RemoteProcess / ExecSession       process.rs, session.rs: handles, helpers
 //!        │  events (bounded channel per handle)
-//!  ExecServerClient                  client.rs: connect, one typed call per method
+//!  ExecServerClient                  client.rs, fs.rs: connect, one typed call per method
 //!        │  Command (bounded channel)
 //!  Dispatcher                        dispatch/: the routing table, replay per route
 //!        │  LinkEvent / Sink
