@@ -510,7 +510,7 @@ impl Dispatcher {
                     process_id: process_id.clone(),
                     after_seq,
                     max_bytes: Some(REPLAY_READ_BYTES),
-                    wait_ms: None,
+                    ..Default::default()
                 };
                 self.send_internal::<ProcessRead>(params, Pending::Read { process_id });
             }
