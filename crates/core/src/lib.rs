@@ -10,6 +10,9 @@
 //!   channel (backpressure, never loss), reaps the child through a pidfd and
 //!   reports its exit after its output.
 //! - The stdin writer (`stdin`) feeds queued writes to the child.
+//! - [`input_wait`] tells, from `/proc`, whether a process is blocked
+//!   reading its terminal or stdin pipe (an agent's cue that a prompt is
+//!   waiting), through [`ProcessHandle::until_waiting_for_input`].
 //! - [`ProcessGroups`] kills sets of process groups at cleanup time.
 //! - The watchdog (`watchdog`) is a helper process that kills every live
 //!   process group if the server itself is killed without cleaning up.
@@ -22,6 +25,7 @@
 //! kills reach grandchildren and background jobs too.
 
 pub mod groups;
+pub mod input_wait;
 pub mod process;
 pub mod pty;
 pub mod retention;
@@ -35,6 +39,7 @@ mod stdin;
 mod watchdog;
 
 pub use groups::ProcessGroups;
+pub use input_wait::InputWait;
 pub use process::{
     ControlError, ExitStatus, OutputStream, Process, ProcessConfig, ProcessEvent, ProcessHandle,
     ScreenText, SpawnError, StdinMode, StdioMode, signal_name, signal_number, signal_process_group,

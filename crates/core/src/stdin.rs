@@ -10,6 +10,8 @@ use bytes::Bytes;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
 
+use crate::input_wait::StdinActivity;
+
 /// One queued stdin operation.
 pub(crate) enum StdinOp {
     Write(Bytes),
@@ -18,32 +20,54 @@ pub(crate) enum StdinOp {
 }
 
 /// Starts the writer task and returns its queue.
+///
+/// `activity` counts the bytes of queued writes until they are written (or
+/// dropped): input-wait detection must not call a process idle while input
+/// is on its way to it.
 pub(crate) fn start(
     fd: Arc<AsyncFd<OwnedFd>>,
     terminal: bool,
     capacity: usize,
+    activity: Arc<StdinActivity>,
 ) -> mpsc::Sender<StdinOp> {
     let (tx, rx) = mpsc::channel(capacity);
-    tokio::spawn(run(fd, terminal, rx));
+    tokio::spawn(run(fd, terminal, rx, activity));
     tx
 }
 
-async fn run(fd: Arc<AsyncFd<OwnedFd>>, terminal: bool, mut ops: mpsc::Receiver<StdinOp>) {
+async fn run(
+    fd: Arc<AsyncFd<OwnedFd>>,
+    terminal: bool,
+    mut ops: mpsc::Receiver<StdinOp>,
+    activity: Arc<StdinActivity>,
+) {
     while let Some(op) = ops.recv().await {
         let result = match op {
-            StdinOp::Write(data) => write_all(&fd, &data).await,
+            StdinOp::Write(data) => {
+                let result = write_all(&fd, &data).await;
+                activity.done(data.len());
+                result
+            }
             StdinOp::Close if terminal => match eof_char(&fd) {
                 Ok(eof) => write_all(&fd, &[eof]).await,
                 Err(error) => Err(error),
             },
             // Dropping our descriptor (the last one) closes the pipe.
-            StdinOp::Close => return,
+            StdinOp::Close => break,
         };
         if let Err(error) = result {
             // EIO (terminal gone) or EPIPE (reader gone): the child cannot
             // read any more, so later writes are refused as "stdin closed".
             tracing::debug!(%error, "stdin writer stopped");
-            return;
+            break;
+        }
+    }
+    drop(fd);
+    // Writes still queued will never happen: stop counting them.
+    ops.close();
+    while let Some(op) = ops.recv().await {
+        if let StdinOp::Write(data) = op {
+            activity.done(data.len());
         }
     }
 }
