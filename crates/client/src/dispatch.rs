@@ -514,7 +514,7 @@ async fn replay(
             process_id: process_id.clone(),
             after_seq: last_seq,
             max_bytes: Some(1024 * 1024),
-            wait_ms: None,
+            ..Default::default()
         };
         let read = match client.read(params).await {
             Ok(read) => read,

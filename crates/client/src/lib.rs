@@ -24,8 +24,10 @@
 //! Helpers on [`RemoteProcess`]: [`output`](RemoteProcess::output) (run to
 //! completion), [`communicate`](RemoteProcess::communicate) (feed stdin,
 //! then run to completion), and [`collect`](RemoteProcess::collect), the
-//! yield-window collector for LLM tool layers (head and tail within a byte
-//! budget). A websocket client with a [`ReconnectPolicy`] resumes its session
+//! yield-window collector for LLM tool layers ([`collect()`]: returns when
+//! the program waits for input, matches a pattern, exits or the window
+//! ends; terminal output as readable text ([`terminal_text`]); one byte
+//! budget for all streams, cut at lines, head and tail kept). A websocket client with a [`ReconnectPolicy`] resumes its session
 //! when the connection drops, replaying each handle's missed output from its
 //! last `seq` and reporting gaps as [`ProcessEvent::Gap`]; requests that were
 //! in flight fail with [`ClientError::ConnectionLost`] and are never sent
@@ -62,13 +64,16 @@ mod local;
 mod process;
 mod route;
 mod session;
+pub mod terminal_text;
 mod transport;
 
 pub use client::{
     ClientError, ClientEvent, ClientOptions, ExecServerClient, ReconnectPolicy, ResumeTarget,
     WebSocketConnectArgs,
 };
-pub use collect::{Budgeted, Collected};
+pub use collect::{
+    Budgeted, CollectOptions, Collected, OutputCursor, Progress, Render, Stopped, collect,
+};
 pub use local::{LocalExecServer, spawn_local_exec_server};
 pub use process::{ExitInfo, ProcessEvent, ProcessOutput, RemoteProcess};
 pub use session::{ExecEvent, ExecOutput, ExecSession};

@@ -9,10 +9,9 @@ use exec_server_protocol::process::{
     WaitParams, WaitResponse,
 };
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 
 use crate::client::{ClientError, ExecServerClient};
-use crate::collect::{Budgeted, Collected};
+use crate::collect::{self, CollectOptions, Collected, OutputCursor};
 
 /// What a process reports, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,6 +102,8 @@ pub struct RemoteProcess {
     events: mpsc::Receiver<ProcessEvent>,
     exit: Option<ExitInfo>,
     sandbox: Option<exec_server_protocol::sandbox::SandboxApplied>,
+    /// Where [`collect`](Self::collect) continues.
+    collected: OutputCursor,
 }
 
 impl RemoteProcess {
@@ -118,6 +119,7 @@ impl RemoteProcess {
             events,
             exit: None,
             sandbox: started.sandbox,
+            collected: OutputCursor::default(),
         }
     }
 
@@ -227,6 +229,7 @@ impl RemoteProcess {
                 timeout_ms: timeout.map(|t| t.as_millis() as u64),
                 quiet_ms: quiet.map(|q| q.as_millis() as u64),
                 pattern: pattern.map(str::to_string),
+                ..Default::default()
             })
             .await
     }
@@ -244,6 +247,7 @@ impl RemoteProcess {
                 after_seq,
                 max_bytes,
                 wait_ms: wait.map(|w| w.as_millis() as u64),
+                ..Default::default()
             })
             .await
     }
@@ -293,41 +297,52 @@ impl RemoteProcess {
     }
 
     /// The yield-window collector for LLM tool layers: collects output until
-    /// `window` passes or the process exits, keeping at most `max_bytes` per
-    /// stream (its head and its tail, counting what was cut in between).
-    /// Output after the window stays queued for the next call.
+    /// `window` passes, the process exits or it waits for input, as text,
+    /// keeping at most `max_bytes` in all (head and tail, cut at lines,
+    /// counting what was cut). See [`collect_with`](Self::collect_with).
     pub async fn collect(
         &mut self,
         window: Duration,
         max_bytes: usize,
     ) -> Result<Collected, ClientError> {
-        let deadline = Instant::now() + window;
-        let mut collected = Collected {
-            stdout: Budgeted::new(max_bytes),
-            stderr: Budgeted::new(max_bytes),
-            pty: Budgeted::new(max_bytes),
-            dropped_bytes: 0,
-            exit: None,
-        };
-        loop {
-            let event = match tokio::time::timeout_at(deadline, self.next_event()).await {
-                Err(_elapsed) => return Ok(collected),
-                Ok(None) => return Err(ClientError::Closed),
-                Ok(Some(event)) => event,
-            };
-            match event {
-                ProcessEvent::Output { stream, chunk, .. } => match stream {
-                    ProcessStream::Stdout => collected.stdout.push(&chunk),
-                    ProcessStream::Stderr => collected.stderr.push(&chunk),
-                    ProcessStream::Pty => collected.pty.push(&chunk),
+        self.collect_with(&CollectOptions::new(window, max_bytes))
+            .await
+    }
+
+    /// [`collect()`](crate::collect()) on this process: reads its retained
+    /// output from where the last collection stopped. Output after the
+    /// window stays for the next call. While collecting, the handle's own
+    /// output events (which repeat what is read) are consumed and dropped,
+    /// so an unread event channel never holds the process up: use either
+    /// events or collections for a process's output, not both.
+    pub async fn collect_with(
+        &mut self,
+        options: &CollectOptions,
+    ) -> Result<Collected, ClientError> {
+        let collecting = collect::collect(
+            &self.client,
+            &self.process_id,
+            &mut self.collected,
+            options,
+            |_| {},
+        );
+        tokio::pin!(collecting);
+        let mut events_open = true;
+        let collected = loop {
+            tokio::select! {
+                collected = &mut collecting => break collected?,
+                event = self.events.recv(), if events_open => match event {
+                    Some(ProcessEvent::Exited { exit_code, signal, timed_out, .. }) => {
+                        self.exit = Some(ExitInfo { exit_code, signal, timed_out });
+                    }
+                    Some(_) => {}
+                    None => events_open = false,
                 },
-                ProcessEvent::Gap { dropped_bytes } => collected.dropped_bytes += dropped_bytes,
-                ProcessEvent::Exited { .. } => {
-                    collected.exit = self.exit.clone();
-                    return Ok(collected);
-                }
-                ProcessEvent::Closed => return Ok(collected),
             }
+        };
+        if let Some(exit) = &collected.exit {
+            self.exit = Some(exit.clone());
         }
+        Ok(collected)
     }
 }

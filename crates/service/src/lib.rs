@@ -36,6 +36,8 @@
 //!   turns process events into notifications.
 //! - [`sandbox`] decides the confinement of each new process (the server's
 //!   policy, narrowed by the request's `sandbox` param).
+//! - `input_wait` races the core's input-wait detection with the other ends
+//!   of `process/read` and `process/wait` (`untilInputWait`).
 //! - [`Server`] is what all connections share: configuration, sessions and
 //!   the set of every live process group, killed on shutdown.
 //! - [`listen`] parses `--listen` URLs; [`security`] decides who may open
@@ -67,6 +69,7 @@ mod context;
 mod error;
 mod forwarder;
 mod handlers;
+mod input_wait;
 mod router;
 pub mod sandbox;
 mod session;
