@@ -4,9 +4,11 @@ Usage: python3 scripts/mcp_session.py PATH/TO/exec-server [ROUNDS]
 Needs the official MCP Python SDK (`mcp`, see scripts/python-requirements.txt).
 
 Drives a tty `bash` the way an agent does (pwd, cd, echo, a colored ls, a
-`\\r` progress bar, `top -b -n1`), prints each call's wall time and the
-bytes of text it returned, then the p50/max of the pwd/cd/echo steps over
-ROUNDS rounds (default 10). The numbers in docs/DESIGN.md come from here.
+`\\r` progress bar, `top -b -n1`, an interactive `top`), prints each call's
+wall time, the bytes of text it returned and (when the server reports it)
+the raw output bytes behind them, then the p50/max of the pwd/cd/echo steps
+over ROUNDS rounds (default 10). The numbers in docs/DESIGN.md come from
+here; run against an older binary it gives the "before" column.
 """
 
 import statistics
@@ -31,7 +33,12 @@ async def call(session, name, args, log=True):
     text = text_of(result)
     if log:
         shown = args.get("chars", args.get("cmd", args.get("argv", "")))
-        print(f"{name:12} {shown!r:44.44} {elapsed:7.1f} ms {len(text.encode()):6} B")
+        data = result.structured_content or {}
+        raw = data.get("output_bytes")
+        output = "".join(data.get(k) or "" for k in ("stdout", "stderr", "terminal"))
+        output += "".join(row + "\n" for row in data.get("screen") or [])
+        extra = f"  output {len(output.encode()):5} B of {raw} raw" if raw is not None else ""
+        print(f"{name:12} {shown!r:44.44} {elapsed:7.1f} ms {len(text.encode()):6} B{extra}")
     return result, text, elapsed
 
 
@@ -51,6 +58,8 @@ async def main():
                 "ls --color=always /usr\n",
                 "for i in 1 2 3 4 5; do printf '\\rprogress %d%%' $((i*20)); sleep 0.05; done; echo\n",
                 "top -b -n1 | head -12\n",
+                "top -d 5\n",
+                "q",
             ]
             for chars in steps + extra:
                 _, text, _ = await call(session, "write_stdin", {"session_id": sid, "chars": chars, "yield_time_ms": 5000})
