@@ -47,8 +47,9 @@
 //! including every thread's scheduler statistics (`/proc/.../schedstat`,
 //! which change whenever a thread runs), with no new output in between and at
 //! least [`WRITE_SETTLE`] after our last write to the input finished. Looks
-//! start at once, then back off from [`FIRST_LOOK`] to [`MAX_LOOK_INTERVAL`],
-//! and start over whenever output arrives (a prompt is usually the last
+//! start at once, then back off from [`FIRST_LOOK`] to [`MAX_LOOK_INTERVAL`]
+//! (longer for big process trees: a build's many processes are not looked
+//! at 20 times a second), and start over whenever output arrives (a prompt is usually the last
 //! thing printed before a read).
 //!
 //! # Limits (documented in docs/DESIGN.md too)
@@ -87,8 +88,12 @@ use crate::process::Shared;
 
 /// Wait after new output (or a busy look) before looking again.
 pub const FIRST_LOOK: Duration = Duration::from_millis(1);
-/// Longest pause between looks while the process is busy.
+/// Longest pause between looks while the process is busy, for a tree of
+/// up to [`PROCESSES_PER_INTERVAL`] processes; bigger trees wait longer,
+/// up to [`MAX_LOOK_INTERVAL_BIG_TREE`].
 pub const MAX_LOOK_INTERVAL: Duration = Duration::from_millis(50);
+pub const PROCESSES_PER_INTERVAL: usize = 16;
+pub const MAX_LOOK_INTERVAL_BIG_TREE: Duration = Duration::from_millis(500);
 /// Between the two identical looks that confirm a wait.
 pub const SETTLE: Duration = Duration::from_millis(10);
 /// Least time between our last write to the input and a confirmed wait:
@@ -219,7 +224,7 @@ enum Look {
 
 /// One look (see the module docs). Synchronous: a few small `/proc` reads.
 pub(crate) fn observe(shared: &Shared) -> InputWait {
-    match look(shared) {
+    match look(shared).0 {
         Look::Waiting(_) => InputWait::Waiting,
         Look::Busy => InputWait::Busy,
         Look::Unknown(reason) => InputWait::Unknown(reason),
@@ -246,8 +251,11 @@ pub(crate) async fn until_waiting(shared: &Shared) {
             interval = FIRST_LOOK;
             continue;
         }
-        interval = (interval * 2).clamp(FIRST_LOOK, MAX_LOOK_INTERVAL);
-        let Look::Waiting(first) = look(shared) else {
+        let (first, walked) = look(shared);
+        let most = (MAX_LOOK_INTERVAL * (1 + walked / PROCESSES_PER_INTERVAL) as u32)
+            .min(MAX_LOOK_INTERVAL_BIG_TREE);
+        interval = (interval * 2).clamp(FIRST_LOOK, most);
+        let Look::Waiting(first) = first else {
             continue;
         };
         let mut settle = SETTLE;
@@ -258,7 +266,7 @@ pub(crate) async fn until_waiting(shared: &Shared) {
             interval = FIRST_LOOK;
             continue;
         }
-        if let Look::Waiting(second) = look(shared)
+        if let (Look::Waiting(second), _) = look(shared)
             && second == first
         {
             return;
@@ -279,33 +287,38 @@ async fn pause(progress: &mut tokio::sync::watch::Receiver<u64>, duration: Durat
     }
 }
 
-fn look(shared: &Shared) -> Look {
+/// One look, and how many processes it walked.
+fn look(shared: &Shared) -> (Look, usize) {
     let Some(identity) = shared.input_watch.identity else {
-        return Look::Unknown("the process has no input (stdin is /dev/null)".into());
+        return (
+            Look::Unknown("the process has no input (stdin is /dev/null)".into()),
+            0,
+        );
     };
     if shared.exit.borrow().is_some() {
-        return Look::Busy;
+        return (Look::Busy, 0);
     }
     if shared.stdin_activity.pending() || output_pending(&shared.input_watch.outputs) {
-        return Look::Busy;
+        return (Look::Busy, 0);
     }
     let group = match identity {
         InputIdentity::Terminal { .. } => {
             let Some(master) = &shared.terminal else {
-                return Look::Unknown("no terminal".into());
+                return (Look::Unknown("no terminal".into()), 0);
             };
             match rustix::termios::tcgetpgrp(master.get_ref().as_fd()) {
                 Ok(pgrp) => pgrp.as_raw_nonzero().get(),
                 Err(error) => {
-                    return Look::Unknown(format!("tcgetpgrp on the terminal failed: {error}"));
+                    let reason = format!("tcgetpgrp on the terminal failed: {error}");
+                    return (Look::Unknown(reason), 0);
                 }
             }
         }
         InputIdentity::Pipe { .. } => shared.pid,
     };
     match inspect_group(shared.pid, group, identity) {
-        Ok(look) => look,
-        Err(error) => Look::Unknown(error),
+        Ok(looked) => looked,
+        Err(error) => (Look::Unknown(error), MAX_PROCESSES),
     }
 }
 
@@ -318,7 +331,7 @@ fn output_pending(outputs: &[Weak<AsyncFd<OwnedFd>>]) -> bool {
 
 /// Walks the tree under `root` (and from the group leader) and inspects
 /// every thread of the members of `group`.
-fn inspect_group(root: i32, group: i32, identity: InputIdentity) -> Result<Look, String> {
+fn inspect_group(root: i32, group: i32, identity: InputIdentity) -> Result<(Look, usize), String> {
     let mut stack = vec![root];
     if group != root {
         stack.push(group);
@@ -349,8 +362,9 @@ fn inspect_group(root: i32, group: i32, identity: InputIdentity) -> Result<Look,
             }
         }
     }
+    let walked = seen.len();
     if members.is_empty() {
-        return Ok(Look::Busy);
+        return Ok((Look::Busy, walked));
     }
     let mut states = Vec::new();
     let mut reader = false;
@@ -371,7 +385,7 @@ fn inspect_group(root: i32, group: i32, identity: InputIdentity) -> Result<Look,
             };
             match stat.state {
                 'Z' | 'X' => continue,
-                'R' | 'D' | 'T' | 't' | 'W' => return Ok(Look::Busy),
+                'R' | 'D' | 'T' | 't' | 'W' => return Ok((Look::Busy, walked)),
                 _ => {}
             }
             let syscall = match read_bounded(&format!("{task}/syscall")) {
@@ -382,7 +396,7 @@ fn inspect_group(root: i32, group: i32, identity: InputIdentity) -> Result<Look,
                 }
             };
             if syscall == "running" {
-                return Ok(Look::Busy);
+                return Ok((Look::Busy, walked));
             }
             match inspector.reads_input(&syscall) {
                 Ok(true) => reader = true,
@@ -397,11 +411,12 @@ fn inspect_group(root: i32, group: i32, identity: InputIdentity) -> Result<Look,
             });
         }
     }
-    Ok(match (reader, uninspectable) {
+    let look = match (reader, uninspectable) {
         (true, _) => Look::Waiting(states),
         (false, Some(reason)) => Look::Unknown(reason),
         (false, None) => Look::Busy,
-    })
+    };
+    Ok((look, walked))
 }
 
 /// The fields of `/proc/PID/stat` used here.
