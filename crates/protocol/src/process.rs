@@ -221,7 +221,8 @@ pub struct WaitParams {
     pub until_input_wait: bool,
 }
 
-/// Why `process/wait` returned.
+/// Why `process/wait` returned (`inputWait`: the process is waiting for
+/// input, with `untilInputWait`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum WaitReason {
@@ -229,7 +230,6 @@ pub enum WaitReason {
     Matched,
     Quiet,
     Timeout,
-    /// The process is waiting for input (`untilInputWait`).
     #[serde(rename = "inputWait")]
     InputWait,
 }
