@@ -15,6 +15,19 @@ use exec_server_service::security::{AccessPolicy, AuthToken};
 use exec_server_service::transport::websocket::WebSocketOptions;
 use serde::Deserialize;
 
+/// The name of the environment variable that may carry the token, as a
+/// literal for `concat!` in help texts; use [`TOKEN_ENV`] elsewhere.
+macro_rules! token_env {
+    () => {
+        "EXEC_SERVER_AUTH_TOKEN"
+    };
+}
+pub(crate) use token_env;
+
+/// The environment variable that may carry the token, for the server
+/// (`--auth-token-file`) and for clients (`--token-file`) alike.
+pub const TOKEN_ENV: &str = token_env!();
+
 /// Limits and defaults (SPEC 3.3). Every flag can also be set in `--config`.
 #[derive(Debug, Default, Args)]
 pub struct ServerFlags {
@@ -46,8 +59,11 @@ pub struct ServerFlags {
     #[arg(long, value_name = "MS")]
     pub shutdown_grace_ms: Option<u64>,
 
-    /// File holding the bearer token websocket clients must present (or set EXEC_SERVER_AUTH_TOKEN).
-    #[arg(long, value_name = "PATH")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        help = concat!("File holding the bearer token websocket clients must present (or set ", token_env!(), ").")
+    )]
     pub auth_token_file: Option<PathBuf>,
 
     /// Allow browser pages from this origin (e.g. https://ide.example.com); repeatable.
@@ -84,6 +100,25 @@ pub struct ServerFlags {
 
     #[command(flatten)]
     pub sandbox: crate::sandbox_flags::SandboxFlags,
+    /// Most bytes one fs/readFile or fs/readBlock returns [default: 8388608].
+    #[arg(long, value_name = "BYTES")]
+    pub fs_max_read_bytes: Option<u64>,
+
+    /// Files one connection may hold open with fs/open [default: 128].
+    #[arg(long, value_name = "N")]
+    pub fs_max_handles: Option<usize>,
+
+    /// Watches one connection may hold with fs/watch [default: 64].
+    #[arg(long, value_name = "N")]
+    pub fs_max_watches: Option<usize>,
+
+    /// Directories the watches of one connection may cover together [default: 8192].
+    #[arg(long, value_name = "N")]
+    pub fs_max_watch_directories: Option<usize>,
+
+    /// Most entries one fs/readDirectory returns [default: 50000].
+    #[arg(long, value_name = "N")]
+    pub fs_max_entries: Option<usize>,
 }
 
 /// Everything the binary needs to serve, validated.
@@ -94,9 +129,6 @@ pub struct Settings {
     pub tls: Option<(PathBuf, PathBuf)>,
     pub insecure_no_auth: bool,
 }
-
-/// The environment variable that may carry the token.
-pub const TOKEN_ENV: &str = "EXEC_SERVER_AUTH_TOKEN";
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -123,6 +155,11 @@ struct FileConfig {
     #[serde(default)]
     writable_root: Vec<PathBuf>,
     sandbox_network: Option<String>,
+    fs_max_read_bytes: Option<u64>,
+    fs_max_handles: Option<usize>,
+    fs_max_watches: Option<usize>,
+    fs_max_watch_directories: Option<usize>,
+    fs_max_entries: Option<usize>,
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -134,10 +171,7 @@ fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
 impl ServerFlags {
     /// Merges flags, file, environment and defaults, and checks the values.
     pub fn settings(&self) -> anyhow::Result<Settings> {
-        let file = match &self.config {
-            Some(path) => read_file(path)?,
-            None => FileConfig::default(),
-        };
+        let file = self.load_file()?;
         let token = match self
             .auth_token_file
             .as_ref()
@@ -198,19 +232,24 @@ impl ServerFlags {
         })
     }
 
-    /// Merges flags, file and defaults for the protocol limits.
+    /// The `--config` file's settings, or none without one: read once,
+    /// here, for every setting.
+    fn load_file(&self) -> anyhow::Result<FileConfig> {
+        match &self.config {
+            Some(path) => read_file(path),
+            None => Ok(FileConfig::default()),
+        }
+    }
+
+    /// The protocol limits from flags, file and defaults.
     #[cfg(test)]
-    pub fn resolve(&self) -> anyhow::Result<ServerConfig> {
-        let file = match &self.config {
-            Some(path) => read_file(path)?,
-            None => FileConfig::default(),
-        };
-        self.resolve_with(&file)
+    fn resolve(&self) -> anyhow::Result<ServerConfig> {
+        self.settings().map(|settings| settings.server)
     }
 
     fn resolve_with(&self, file: &FileConfig) -> anyhow::Result<ServerConfig> {
         let defaults = ServerConfig::default();
-        let config = ServerConfig {
+        let mut config = ServerConfig {
             max_message_bytes: self
                 .max_message_bytes
                 .or(file.max_message_bytes)
@@ -249,7 +288,13 @@ impl ServerFlags {
                     writable_roots: file.writable_root.clone(),
                     sandbox_network: file.sandbox_network.clone(),
                 })?,
+            fs_policy: defaults.fs_policy,
+            fs_limits: self.fs_limits(file, defaults.fs_limits)?,
         };
+        // The files API obeys the same roots as the sandboxed processes.
+        if let Some(policy) = &config.sandbox {
+            config.fs_policy = exec_server_service::sandbox::fs_policy(policy);
+        }
         if config.max_message_bytes < 1024 {
             anyhow::bail!("--max-message-bytes must be at least 1024");
         }
@@ -257,6 +302,50 @@ impl ServerFlags {
             anyhow::bail!("--max-processes-per-connection must be at least 1");
         }
         Ok(config)
+    }
+}
+
+impl ServerFlags {
+    /// The `fs/*` limits: flag, then file, then default; each at least 1.
+    fn fs_limits(
+        &self,
+        file: &FileConfig,
+        defaults: exec_server_fs::FsLimits,
+    ) -> anyhow::Result<exec_server_fs::FsLimits> {
+        let limits = exec_server_fs::FsLimits {
+            max_read_bytes: self
+                .fs_max_read_bytes
+                .or(file.fs_max_read_bytes)
+                .unwrap_or(defaults.max_read_bytes),
+            max_handles: self
+                .fs_max_handles
+                .or(file.fs_max_handles)
+                .unwrap_or(defaults.max_handles),
+            max_watches: self
+                .fs_max_watches
+                .or(file.fs_max_watches)
+                .unwrap_or(defaults.max_watches),
+            max_watch_directories: self
+                .fs_max_watch_directories
+                .or(file.fs_max_watch_directories)
+                .unwrap_or(defaults.max_watch_directories),
+            max_entries: self
+                .fs_max_entries
+                .or(file.fs_max_entries)
+                .unwrap_or(defaults.max_entries),
+        };
+        for (value, flag) in [
+            (limits.max_read_bytes as usize, "--fs-max-read-bytes"),
+            (limits.max_handles, "--fs-max-handles"),
+            (limits.max_watches, "--fs-max-watches"),
+            (limits.max_watch_directories, "--fs-max-watch-directories"),
+            (limits.max_entries, "--fs-max-entries"),
+        ] {
+            if value == 0 {
+                anyhow::bail!("{flag} must be at least 1");
+            }
+        }
+        Ok(limits)
     }
 }
 
@@ -304,5 +393,27 @@ mod tests {
         .resolve()
         .unwrap_err();
         assert!(error.to_string().contains("--max-message-bytes"));
+    }
+
+    #[test]
+    fn fs_limits_come_from_flags_and_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "fs-max-handles = 3\nfs-max-entries = 10\n").unwrap();
+        let flags = ServerFlags {
+            config: Some(path),
+            fs_max_entries: Some(20),
+            ..Default::default()
+        };
+        let limits = flags.resolve().unwrap().fs_limits;
+        assert_eq!((limits.max_handles, limits.max_entries), (3, 20));
+        assert_eq!(limits.max_read_bytes, 8 * 1024 * 1024);
+        let error = ServerFlags {
+            fs_max_watches: Some(0),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(error.to_string().contains("--fs-max-watches"), "{error}");
     }
 }

@@ -104,12 +104,17 @@ async fn the_limit_flags_reach_the_server() {
         "1234",
         "--max-message-bytes",
         "4096",
+        "--fs-max-handles",
+        "5",
+        "--fs-max-entries",
+        "100",
     ]));
     let result = rpc.ok("initialize", json!({"clientName": "t"})).await;
     assert_eq!(
         result["limits"],
         json!({
             "maxMessageBytes": 4096,
+            "fs": {"maxReadBytes": 8388608, "maxHandles": 5, "maxWatches": 64, "maxEntries": 100},
             "maxProcessesPerConnection": 7,
             "retainedOutputBytes": 1000,
             "maxExitedRecords": 2,

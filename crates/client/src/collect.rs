@@ -514,8 +514,18 @@ impl Stopped {
 pub struct OutputCursor {
     /// Output up to this seq has been collected.
     pub seq: u64,
-    texts: [TerminalText; 3],
+    texts: StreamTexts,
 }
+
+/// Each stream's terminal state.
+#[derive(Debug, Default)]
+struct StreamTexts {
+    stdout: TerminalText,
+    stderr: TerminalText,
+    pty: TerminalText,
+}
+
+exec_server_protocol::index_by_stream!(StreamTexts => TerminalText);
 
 impl OutputCursor {
     /// A cursor after `seq` (0: from the start).
@@ -597,14 +607,6 @@ impl Collected {
             .map(|seq| seq.saturating_sub(1))
     }
 
-    fn stream(&mut self, stream: ProcessStream) -> &mut Budgeted {
-        match stream {
-            ProcessStream::Stdout => &mut self.stdout,
-            ProcessStream::Stderr => &mut self.stderr,
-            ProcessStream::Pty => &mut self.pty,
-        }
-    }
-
     /// Shares `budget` out between the streams and cuts each to its share
     /// (see [`Budgeted::shrink_to`]): streams needing less than an equal
     /// share keep everything, the others split what is left.
@@ -625,7 +627,7 @@ impl Collected {
 /// in text mode.
 fn take_output(
     collected: &mut Collected,
-    texts: &mut [TerminalText; 3],
+    texts: &mut StreamTexts,
     render: Render,
     stream: ProcessStream,
     seq: u64,
@@ -633,21 +635,13 @@ fn take_output(
 ) {
     collected.output_bytes += bytes.len() as u64;
     match render {
-        Render::Raw => collected.stream(stream).push_chunk(seq, bytes),
+        Render::Raw => collected[stream].push_chunk(seq, bytes),
         Render::Text => {
-            let budget = collected.stream(stream);
-            texts[index(stream)].feed(seq, bytes, &mut |seq, line| {
+            let budget = &mut collected[stream];
+            texts[stream].feed(seq, bytes, &mut |seq, line| {
                 budget.push_chunk(seq, line.as_bytes())
             });
         }
-    }
-}
-
-fn index(stream: ProcessStream) -> usize {
-    match stream {
-        ProcessStream::Stdout => 0,
-        ProcessStream::Stderr => 1,
-        ProcessStream::Pty => 2,
     }
 }
 
@@ -788,11 +782,10 @@ pub async fn collect(
             ProcessStream::Stderr,
             ProcessStream::Pty,
         ] {
-            let budget = collected.stream(stream);
-            cursor.texts[index(stream)]
-                .finish(&mut |seq, line| budget.push_chunk(seq, line.as_bytes()));
+            let budget = &mut collected[stream];
+            cursor.texts[stream].finish(&mut |seq, line| budget.push_chunk(seq, line.as_bytes()));
         }
-        if cursor.texts[index(ProcessStream::Pty)].screen_mode() && collected.exit.is_none() {
+        if cursor.texts[ProcessStream::Pty].screen_mode() && collected.exit.is_none() {
             collected.screen = client
                 .snapshot(process_id)
                 .await
@@ -834,6 +827,8 @@ async fn exit_info(client: &ExecServerClient, process_id: &str, code: Option<i32
         },
     }
 }
+
+exec_server_protocol::index_by_stream!(Collected => Budgeted);
 
 #[cfg(test)]
 mod tests {

@@ -211,13 +211,19 @@ fn process_id_of(notification: &ServerNotification) -> Option<&str> {
         ServerNotification::ProcessOutput(n) => Some(&n.process_id),
         ServerNotification::ProcessExited(n) => Some(&n.process_id),
         ServerNotification::ProcessClosed(n) => Some(&n.process_id),
-        ServerNotification::ExecOutputDelta(_) | ServerNotification::ExecExited(_) => None,
+        ServerNotification::ExecOutputDelta(_)
+        | ServerNotification::ExecExited(_)
+        | ServerNotification::FsChanged(_) => None,
     }
 }
 
 async fn route_notification(routes: &Mutex<Routes>, notification: ServerNotification) {
     if let Some(process_id) = process_id_of(&notification).map(str::to_string) {
         return route_process(routes, &process_id, notification).await;
+    }
+    // `fs/changed` has no handle: it goes to `take_events`.
+    if let ServerNotification::FsChanged(_) = &notification {
+        return send_unclaimed(routes, ClientEvent::Notification(notification)).await;
     }
     let (session_id, event) = match &notification {
         ServerNotification::ExecOutputDelta(delta) => (

@@ -36,6 +36,11 @@
 //! gives up within the policy's bounds with one
 //! [`ClientError::ServerUnavailable`] naming it ([`ExecServerClient::closed`]).
 //!
+//! Files on the server's machine: a typed call per `fs/*` method
+//! ([`ExecServerClient::fs_read_file`], ...), whole-file helpers
+//! ([`ExecServerClient::read_file`], [`ExecServerClient::write_file`]) and
+//! streams for large files ([`FsReader`], [`FsWriter`]).
+//!
 //! ```no_run
 //! use exec_server_client::{ClientOptions, ExecServerClient};
 //! use exec_server_protocol::v0::ExecParams;
@@ -60,6 +65,7 @@
 mod client;
 mod collect;
 mod dispatch;
+mod fs;
 mod local;
 mod process;
 mod route;
@@ -74,6 +80,7 @@ pub use client::{
 pub use collect::{
     Budgeted, CollectOptions, Collected, OutputCursor, Progress, Render, Stopped, collect,
 };
+pub use fs::{FsReader, FsWriter};
 pub use local::{LocalExecServer, spawn_local_exec_server};
 pub use process::{ExitInfo, ProcessEvent, ProcessOutput, RemoteProcess};
 pub use session::{ExecEvent, ExecOutput, ExecSession};

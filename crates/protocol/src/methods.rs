@@ -142,6 +142,51 @@ macro_rules! for_each_method {
             /// `observe/signal`: `process/signal` to another session's process group.
             observe::signal => ObserveSignal = "observe/signal",
                 $crate::observe::Observed<$crate::process::SignalParams> => $crate::process::SignalResponse;
+            /// `fs/readFile`: the whole file, or a range (SPEC 7).
+            fs::read_file => FsReadFile = "fs/readFile",
+                $crate::fs::ReadFileParams => $crate::fs::ReadFileResponse;
+            /// `fs/writeFile`: a whole file, atomic by default.
+            fs::write_file => FsWriteFile = "fs/writeFile",
+                $crate::fs::WriteFileParams => $crate::process::EmptyResponse;
+            /// `fs/open`: a handle for block reads or writes.
+            fs::open => FsOpen = "fs/open",
+                $crate::fs::OpenParams => $crate::fs::OpenResponse;
+            /// `fs/readBlock`: bytes at an offset of a read handle.
+            fs::read_block => FsReadBlock = "fs/readBlock",
+                $crate::fs::ReadBlockParams => $crate::fs::ReadBlockResponse;
+            /// `fs/writeBlock`: bytes at an offset of a write handle.
+            fs::write_block => FsWriteBlock = "fs/writeBlock",
+                $crate::fs::WriteBlockParams => $crate::process::EmptyResponse;
+            /// `fs/close`: closes a handle; a write handle commits (or discards).
+            fs::close => FsClose = "fs/close",
+                $crate::fs::CloseParams => $crate::process::EmptyResponse;
+            /// `fs/readDirectory`: entries of a directory, optionally recursive.
+            fs::read_directory => FsReadDirectory = "fs/readDirectory",
+                $crate::fs::ReadDirectoryParams => $crate::fs::ReadDirectoryResponse;
+            /// `fs/getMetadata`: metadata of a path.
+            fs::get_metadata => FsGetMetadata = "fs/getMetadata",
+                $crate::fs::PathParams => $crate::fs::Metadata;
+            /// `fs/canonicalize`: the path with symlinks, `.` and `..` resolved.
+            fs::canonicalize => FsCanonicalize = "fs/canonicalize",
+                $crate::fs::PathParams => $crate::fs::CanonicalizeResponse;
+            /// `fs/createDirectory`: creates a directory (and parents).
+            fs::create_directory => FsCreateDirectory = "fs/createDirectory",
+                $crate::fs::CreateDirectoryParams => $crate::process::EmptyResponse;
+            /// `fs/remove`: removes a file, symlink or tree.
+            fs::remove => FsRemove = "fs/remove",
+                $crate::fs::RemoveParams => $crate::process::EmptyResponse;
+            /// `fs/copy`: copies a file or tree, keeping modes.
+            fs::copy => FsCopy = "fs/copy",
+                $crate::fs::CopyParams => $crate::process::EmptyResponse;
+            /// `fs/rename`: renames within one file system.
+            fs::rename => FsRename = "fs/rename",
+                $crate::fs::RenameParams => $crate::process::EmptyResponse;
+            /// `fs/watch`: starts `fs/changed` notifications for a path.
+            fs::watch => FsWatch = "fs/watch",
+                $crate::fs::WatchParams => $crate::fs::WatchResponse;
+            /// `fs/unwatch`: stops a watch.
+            fs::unwatch => FsUnwatch = "fs/unwatch",
+                $crate::fs::UnwatchParams => $crate::process::EmptyResponse;
         }
     };
 }
@@ -162,6 +207,8 @@ macro_rules! for_each_server_notification {
             ProcessExited = "process/exited", $crate::process::ExitedNotification;
             /// `process/closed`: the last notification of a process.
             ProcessClosed = "process/closed", $crate::process::ClosedNotification;
+            /// `fs/changed`: a change under an `fs/watch` (SPEC 7).
+            FsChanged = "fs/changed", $crate::fs::ChangedNotification;
         }
     };
 }

@@ -69,6 +69,9 @@ pub struct ServerLimits {
     pub retained_output_bytes: u64,
     pub max_exited_records: u64,
     pub detach_ttl_ms: u64,
+    /// Limits of the `fs/*` methods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fs: Option<crate::fs::FsLimits>,
 }
 
 /// `command/exec` params. `env` is the child's complete environment.

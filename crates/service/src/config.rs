@@ -32,6 +32,11 @@ pub struct ServerConfig {
     /// roots are canonical paths. `None`: processes are confined only when
     /// they ask (see [`crate::sandbox`]).
     pub sandbox: Option<exec_server_core::SandboxPolicy>,
+    /// What the `fs/*` methods may read and write (default: everything the
+    /// server process may).
+    pub fs_policy: exec_server_fs::FsPolicy,
+    /// Bytes per call, handles, watches and listing sizes of `fs/*`.
+    pub fs_limits: exec_server_fs::FsLimits,
 }
 
 impl Default for ServerConfig {
@@ -46,6 +51,8 @@ impl Default for ServerConfig {
             max_wait: Duration::from_secs(3600),
             server_id: ServerId::from_host_name(),
             sandbox: None,
+            fs_policy: exec_server_fs::FsPolicy::default(),
+            fs_limits: exec_server_fs::FsLimits::default(),
         }
     }
 }

@@ -24,6 +24,9 @@ pub(crate) struct Context {
     /// connection starts once the response is queued (a client learns a
     /// process's id before it sees output for it).
     pending_starts: Vec<PendingStart>,
+    /// Open files and watches of the `fs/*` methods; they end with the
+    /// connection.
+    pub fs: crate::handlers::fs::FsState,
 }
 
 /// A started process waiting for its forwarder.
@@ -36,6 +39,7 @@ impl Context {
             out,
             session: None,
             pending_starts: Vec::new(),
+            fs: Default::default(),
         }
     }
 

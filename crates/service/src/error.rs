@@ -105,6 +105,16 @@ pub(crate) enum ApiError {
     #[error("{0}")]
     SandboxWider(String),
 
+    // ---- files (`fs/*`) -------------------------------------------------
+    /// A file system operation failed: one code per cause, and
+    /// `data: {kind, errno}` (docs/FILES.md).
+    #[error("{}", .0.message())]
+    Fs(#[from] exec_server_fs::FsError),
+    /// An unknown or misused handle or watch id, or a connection limit of
+    /// `fs/*` (the message names it).
+    #[error("{0}")]
+    FsRequest(String),
+
     // ---- the server could not do it -------------------------------------
     /// Spawning failed: bad input (`-32602`) or the OS refused (`-32603`).
     #[error(transparent)]
@@ -158,7 +168,9 @@ impl From<ApiError> for RpcError {
             | StillRunning(_)
             | TooManyProcesses { .. }
             | TooManyWaits { .. }
-            | SandboxWider(_) => codes::INVALID_REQUEST,
+            | SandboxWider(_)
+            | FsRequest(_) => codes::INVALID_REQUEST,
+            Fs(error) => crate::handlers::fs::wire_kind(error.kind()).code(),
             BadParams(_) | InvalidParams(_) | UnsupportedSignal { .. } => codes::INVALID_PARAMS,
             Spawn(SpawnError::Invalid(_)) => codes::INVALID_PARAMS,
             Spawn(SpawnError::Os { .. }) | Os { .. } | Internal(_) => codes::INTERNAL_ERROR,
@@ -167,6 +179,11 @@ impl From<ApiError> for RpcError {
             SessionOnOtherServer { owner, own } => {
                 Some(serde_json::json!({"ownerServerId": owner, "serverId": own}))
             }
+            Fs(error) => serde_json::to_value(exec_server_protocol::fs::FsErrorData {
+                kind: crate::handlers::fs::wire_kind(error.kind()),
+                errno: error.errno_name().map(str::to_string),
+            })
+            .ok(),
             _ => None,
         };
         RpcError {
@@ -191,6 +208,12 @@ fn echo(text: &str) -> Echo<'_> {
 
 fn echo_at_most(text: &str, max: usize) -> Echo<'_> {
     Echo { text, max }
+}
+
+/// `text` bounded to [`MAX_ECHO_BYTES`], for messages built elsewhere
+/// (the `fs/*` handlers' handle and watch ids).
+pub(crate) fn echo_bounded(text: &str) -> String {
+    echo(text).to_string()
 }
 
 impl fmt::Display for Echo<'_> {

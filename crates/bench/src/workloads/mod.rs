@@ -8,6 +8,7 @@
 
 mod agent;
 mod echo;
+mod files;
 mod flood;
 mod sandbox;
 mod scale;
@@ -124,6 +125,16 @@ pub const WORKLOADS: &[Workload] = &[
         name: "slow-client-memory",
         about: "server peak RSS while a client that stops reading has a process flooding 1 GiB",
         run: flood::slow_client_memory,
+    },
+    Workload {
+        name: "fs-read",
+        about: "a 1 GiB file from the server's disk to a local file over websocket (fs/open + fs/readBlock) vs `cat SRC > DST`",
+        run: files::read,
+    },
+    Workload {
+        name: "fs-write",
+        about: "a 1 GiB local file to the server's disk over websocket (fs/open + fs/writeBlock, atomic) vs `cp SRC DST`",
+        run: files::write,
     },
 ];
 

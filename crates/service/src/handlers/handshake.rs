@@ -37,6 +37,12 @@ pub(crate) async fn initialize(
             retained_output_bytes: config.retained_output_bytes as u64,
             max_exited_records: config.max_exited_records as u64,
             detach_ttl_ms: config.detach_ttl.as_millis() as u64,
+            fs: Some(exec_server_protocol::fs::FsLimits {
+                max_read_bytes: config.fs_limits.max_read_bytes,
+                max_handles: config.fs_limits.max_handles as u64,
+                max_watches: config.fs_limits.max_watches as u64,
+                max_entries: config.fs_limits.max_entries as u64,
+            }),
         }),
         sandbox: Some(crate::sandbox::info(config)),
     })

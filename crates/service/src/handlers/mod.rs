@@ -10,6 +10,7 @@
 //! Handlers never pick JSON-RPC codes: they name the fault with an
 //! [`ApiError`](crate::error::ApiError) variant.
 
+pub(crate) mod fs;
 pub(crate) mod handshake;
 pub(crate) mod observe;
 pub(crate) mod process;

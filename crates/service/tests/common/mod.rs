@@ -202,6 +202,7 @@ impl Conn {
             ServerNotification::ProcessClosed(c) => c.process_id == id,
             ServerNotification::ExecOutputDelta(d) => d.session_id == id,
             ServerNotification::ExecExited(e) => e.session_id == id,
+            ServerNotification::FsChanged(_) => false,
         };
         if let Some(at) = self.notifications.iter().position(about) {
             return self.notifications.remove(at).expect("present");
@@ -230,11 +231,7 @@ impl Conn {
             match self.next_for(id).await {
                 ServerNotification::ProcessOutput(o) => {
                     r.seqs.push(o.seq);
-                    match o.stream {
-                        api::ProcessStream::Stdout => r.stdout.extend_from_slice(&o.chunk),
-                        api::ProcessStream::Stderr => r.stderr.extend_from_slice(&o.chunk),
-                        api::ProcessStream::Pty => r.pty.extend_from_slice(&o.chunk),
-                    }
+                    r[o.stream].extend_from_slice(&o.chunk);
                     r.order.push("output");
                 }
                 ServerNotification::ProcessExited(e) => {
@@ -294,6 +291,8 @@ pub struct Report {
     /// Order of notification kinds ("output", "exited", "closed").
     pub order: Vec<&'static str>,
 }
+
+exec_server_protocol::index_by_stream!(Report => Vec<u8>);
 
 /// `process/start` params running `script` with `/bin/sh`.
 pub fn start(script: &str) -> StartParams {
