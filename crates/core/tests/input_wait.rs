@@ -253,3 +253,25 @@ async fn a_busy_thread_beside_a_reading_thread_is_not_waiting() {
     assert_waits(&process, Duration::from_secs(10), "after the spin").await;
     kill(process).await;
 }
+
+#[tokio::test]
+async fn a_write_given_up_while_the_stdin_queue_is_full_leaves_no_pending_input() {
+    // The first write fills the whole (small) queue and stays in it while
+    // the child sleeps; the second waits for room and is dropped. Only
+    // queued writes count as input on its way, so once the child has read
+    // the first one it is seen waiting at its `read`.
+    let script = "sleep 1; head -c 300000 >/dev/null; read -r x";
+    let mut config = config(&["bash", "-c", script], pipe());
+    config.stdin_queue_bytes = 4096;
+    let Process { handle, events } = spawn_process(config).await.expect("spawn");
+    drop(events);
+    handle
+        .write_stdin(Bytes::from(vec![b'.'; 300_000]))
+        .await
+        .unwrap();
+    let given_up =
+        tokio::time::timeout(Duration::from_millis(200), handle.write_stdin("x\n".into())).await;
+    assert!(given_up.is_err(), "the second write found room");
+    assert_waits(&handle, START, "read after the queued bytes").await;
+    kill(handle).await;
+}

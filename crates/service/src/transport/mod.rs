@@ -9,6 +9,7 @@
 //! connection handler between them, a guard that the server's shutdown
 //! waits for, and one bound on the final flush ([`FINAL_FLUSH`]).
 
+pub mod listener;
 pub mod stdio;
 pub mod web;
 pub mod websocket;
@@ -24,7 +25,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::lifecycle::Shutdown;
-use crate::{INCOMING_CAPACITY, Incoming, OUTGOING_CAPACITY, Server, serve_connection};
+use crate::{
+    ConnectionOptions, INCOMING_CAPACITY, Incoming, OUTGOING_CAPACITY, Server,
+    serve_connection_with,
+};
 
 /// How long a connection's writer may keep sending once the connection
 /// ended (the exits of the processes killed at its end), the same for
@@ -90,6 +94,7 @@ impl WriterEnd {
 /// writer finished, at most [`FINAL_FLUSH`] plus the close after the end.
 pub(crate) async fn run_connection<R, W>(
     server: Server,
+    options: ConnectionOptions,
     read: impl FnOnce(mpsc::Sender<Incoming>) -> R,
     write: impl FnOnce(mpsc::Receiver<ServerMessage>, WriterEnd) -> W,
 ) where
@@ -107,7 +112,7 @@ pub(crate) async fn run_connection<R, W>(
     };
     let read_task = tokio::spawn(read(incoming_tx));
     let mut write_task = tokio::spawn(write(outgoing_rx, end));
-    serve_connection(server, incoming_rx, outgoing_tx).await;
+    serve_connection_with(server, incoming_rx, outgoing_tx, options).await;
     read_task.abort();
     let _ = ended_tx.send(());
     if tokio::time::timeout(FINAL_FLUSH + CLOSE_ALLOWANCE, &mut write_task)
