@@ -152,7 +152,17 @@ async fn python_repl_on_a_terminal_is_waiting() {
 #[tokio::test]
 async fn node_repl_on_a_terminal_is_waiting() {
     // Node waits in epoll_wait on a reopened terminal descriptor.
-    let process = start(&["node", "-i"], tty()).await;
+    let mut config = config(&["node", "-i"], tty());
+    // Without this, node appends each line to $HOME/.node_repl_history on
+    // a thread-pool thread just after its prompt is back: a look then finds
+    // that thread running (busy for up to ~60 ms, measured), so the single
+    // look below would race it. The file would also be shared between runs.
+    config.env.push(("NODE_REPL_HISTORY".into(), String::new()));
+    let Process {
+        handle: process,
+        events,
+    } = spawn_process(config).await.expect("spawn");
+    drop(events);
     assert_waits(&process, START, "node REPL").await;
     process
         .write_stdin(Bytes::from_static(b"6 * 7\r"))
