@@ -85,6 +85,7 @@ mod forwarder;
 mod handlers;
 mod input_wait;
 mod limits;
+pub mod metrics;
 mod pattern;
 mod router;
 pub mod sandbox;
@@ -120,6 +121,8 @@ struct ServerInner {
     screens: ScreenBudget,
     /// Running processes of every session (`--max-processes`).
     processes: limits::ProcessSlots,
+    /// What `/metrics` reports.
+    metrics: metrics::Metrics,
 }
 
 impl Server {
@@ -132,6 +135,7 @@ impl Server {
                 groups: ProcessGroups::new(),
                 sessions: session::SessionRegistry::default(),
                 lifecycle: lifecycle::Lifecycle::default(),
+                metrics: metrics::Metrics::new(),
             }),
         }
     }
@@ -157,6 +161,11 @@ impl Server {
     /// Processes running on this server now, detached ones included.
     pub fn running_processes(&self) -> usize {
         self.inner.processes.live()
+    }
+
+    /// The counters and histograms `/metrics` serves.
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.inner.metrics
     }
 
     pub(crate) fn process_slots(&self) -> &limits::ProcessSlots {

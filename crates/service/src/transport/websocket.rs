@@ -7,7 +7,8 @@
 //!
 //! HTTP routes: `GET /readyz` (200 naming the server id, 503 while
 //! draining) and `GET /livez` (200 while the process serves) answer without
-//! authentication and say nothing else; `PREFIX/` and `PREFIX/SERVER_ID/`
+//! authentication and say nothing else; `GET /metrics` (Prometheus text,
+//! [`crate::metrics`]) needs what an upgrade needs (origin, token); `PREFIX/` and `PREFIX/SERVER_ID/`
 //! are the websocket endpoint (see [`crate::fleet`]), where the
 //! [`AccessPolicy`] (origin, then token), the routing rules and the
 //! connection limit are checked before the upgrade.
@@ -37,6 +38,7 @@ use tokio_rustls::TlsAcceptor;
 use super::listener::PendingLimits;
 use super::{JsonRpcEcho, WRITE_BATCH_BYTES, WriterEnd, decode_incoming, run_connection};
 use crate::fleet::{self, PathPrefix, PathTarget};
+use crate::metrics::{Traffic, Transport};
 use crate::security::{AccessPolicy, Refusal};
 use crate::{ConnectionOptions, Incoming, Server};
 
@@ -83,7 +85,8 @@ fn router(server: Server, options: WebSocketOptions) -> Router {
     };
     let mut router = Router::new()
         .route("/readyz", get(readyz))
-        .route("/livez", get(|| async { "ok\n" }));
+        .route("/livez", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics));
     for path in endpoints {
         if web && path.ends_with('/') {
             router = router
@@ -93,6 +96,17 @@ fn router(server: Server, options: WebSocketOptions) -> Router {
         router = router.route(&path, get(upgrade));
     }
     router.with_state(state)
+}
+
+/// Prometheus text; behind the same origin and token rules as the
+/// endpoint, since it tells who is doing how much.
+async fn metrics(State(state): State<WsState>, headers: HeaderMap, uri: Uri) -> Response {
+    if let Err(refusal) = state.options.policy.check(&headers, &uri) {
+        return refused(refusal);
+    }
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    let body = crate::metrics::render(&state.server);
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 async fn readyz(State(state): State<WsState>) -> (StatusCode, String) {
@@ -250,11 +264,14 @@ async fn serve_socket(server: Server, socket: WebSocket) {
     let options = ConnectionOptions {
         initialize_within: Some(server.config().initialize_timeout),
     };
+    let traffic = server.metrics().traffic(Transport::WebSocket);
+    let read_traffic = traffic.clone();
     run_connection(
         server,
+        Transport::WebSocket,
         options,
-        move |incoming| read_frames(stream, incoming, max, read_echo),
-        move |outgoing, end| write_frames(sink, outgoing, echo, end),
+        move |incoming| read_frames(stream, incoming, max, read_echo, read_traffic),
+        move |outgoing, end| write_frames(sink, outgoing, echo, end, traffic),
     )
     .await
 }
@@ -264,6 +281,7 @@ async fn read_frames(
     incoming: mpsc::Sender<Incoming>,
     max: usize,
     echo: JsonRpcEcho,
+    traffic: Traffic,
 ) {
     while let Some(frame) = stream.next().await {
         let bytes = match frame {
@@ -277,6 +295,7 @@ async fn read_frames(
                 return;
             }
         };
+        traffic.received(bytes.len());
         let message = if bytes.len() > max {
             Incoming::TooLarge { bytes: bytes.len() }
         } else {
@@ -293,6 +312,7 @@ async fn write_frames(
     mut outgoing: mpsc::Receiver<ServerMessage>,
     echo: JsonRpcEcho,
     mut end: WriterEnd,
+    traffic: Traffic,
 ) {
     while let Some(message) = end.next(&mut outgoing).await {
         let mut batched = 0;
@@ -314,6 +334,7 @@ async fn write_frames(
             tracing::info!(%error, "websocket flush failed; ending the connection");
             return;
         }
+        traffic.sent(batched);
     }
     // A clean close: 1001 tells a client that this server is going away
     // (reconnect elsewhere), 1000 that the connection simply ended. The
