@@ -336,6 +336,12 @@ export interface ObservedReadParams {
   owner: string;
   processId: string;
   /**
+   * While waiting (`waitMs`), also return as soon as the process is
+   * blocked reading its input with its output drained; the result then
+   * says `waitingForInput`. Linux only (see `process/wait`).
+   */
+  untilInputWait?: boolean;
+  /**
    * When nothing is new, wait up to this long for output or the exit.
    */
   waitMs?: number | null;
@@ -587,6 +593,12 @@ export interface ReadParams {
   maxBytes?: number | null;
   processId: string;
   /**
+   * While waiting (`waitMs`), also return as soon as the process is
+   * blocked reading its input with its output drained; the result then
+   * says `waitingForInput`. Linux only (see `process/wait`).
+   */
+  untilInputWait?: boolean;
+  /**
    * When nothing is new, wait up to this long for output or the exit.
    */
   waitMs?: number | null;
@@ -619,6 +631,11 @@ export interface ReadResponse {
    * (including the exit once it is reported).
    */
   nextSeq: number;
+  /**
+   * Only with `untilInputWait`: true when this read returned because the
+   * process is waiting for input (no new output came with it).
+   */
+  waitingForInput?: boolean | null;
 }
 
 /**
@@ -983,6 +1000,11 @@ export interface UnwatchParams {
 
 export interface WaitParams {
   /**
+   * Match `match` against output after this seq (default: output that no
+   * earlier wait on this process examined).
+   */
+  afterSeq?: number | null;
+  /**
    * Return when new output matches this regular expression (`"matched"`).
    */
   match?: string | null;
@@ -995,12 +1017,20 @@ export interface WaitParams {
    * Give up after this long (`reason: "timeout"`). Capped by the server.
    */
   timeoutMs?: number | null;
+  /**
+   * Also return as soon as the process is blocked reading its input (a
+   * PTY's foreground group reading the terminal, or a pipe process
+   * reading its stdin) with its output drained (`"inputWait"`). Linux
+   * only; see docs/DESIGN.md for how it is detected and its limits.
+   */
+  untilInputWait?: boolean;
 }
 
 /**
- * Why `process/wait` returned.
+ * Why `process/wait` returned (`inputWait`: the process is waiting for
+ * input, with `untilInputWait`).
  */
-export type WaitReason = "exited" | "matched" | "quiet" | "timeout";
+export type WaitReason = "exited" | "matched" | "quiet" | "timeout" | "inputWait";
 
 export interface WaitResponse {
   exitCode?: number | null;

@@ -42,7 +42,7 @@ use crate::workloads::{Bench, Transport, WORKLOADS, Workload};
 #[command(
     name = "exec-server-bench",
     about = "Benchmarks exec-server against baselines measured in the same run.",
-    after_help = "Workloads (default: all):\n  pipe-throughput pty-throughput spawn spawn-large spawn-sandbox pty-echo many-sleeps\n  many-connections flood-latency slow-client-memory fs-read fs-write\n\nSee docs/BENCHMARKS.md for what each one measures."
+    after_help = "Workloads (default: all):\n  pipe-throughput pty-throughput spawn spawn-large spawn-sandbox pty-echo many-sleeps\n  many-connections flood-latency agent-step slow-client-memory fs-read fs-write\n\nSee docs/BENCHMARKS.md for what each one measures."
 )]
 struct Args {
     /// Workloads to run: `all` or names (see --list).

@@ -1,7 +1,8 @@
 //! `exec-server mcp --sandbox workspace-write --writable-root DIR`, driven
 //! by the official MCP Python SDK: commands inside the workspace work,
 //! writes outside it, to `.git` and network connections are refused, and
-//! each result says so in words a model can act on. The scenarios live in
+//! each result says so in words a model can act on; an interactive shell
+//! under the sandbox still returns at its prompt. The scenarios live in
 //! `mcp_sandbox_client.py`; this test fails when they fail, or when the
 //! test Python (`scripts/test`) or the SDK is missing.
 

@@ -69,6 +69,30 @@ async def scenarios(session):
     result, text = await call(session, "exec_command", {"cmd": 'echo scratch > "$TMPDIR/s" && cat "$TMPDIR/s"'})
     assert "exit_code: 0" in text and "scratch" in text, text
 
+    # An interactive shell under the sandbox: each step still returns when the prompt is back
+    # (input-wait detection sees into the confined process), and a denial in a step is explained.
+    result, text = await call(
+        session,
+        "exec_command",
+        {"argv": ["bash", "--norc", "--noprofile", "-i"], "tty": True, "workdir": WORKSPACE,
+         "yield_time_ms": 20000, "env": {"PS1": "$ "}},
+    )
+    data = result.structured_content
+    assert data["waiting_for_input"] is True and data["stopped"] == "input_wait", text
+    assert "sandbox: filesystem workspace-write" in text, text
+    shell = data["session_id"]
+    target = f"{OUTSIDE}/from-shell"
+    result, text = await call(
+        session, "write_stdin", {"session_id": shell, "chars": f"touch {target}\n", "yield_time_ms": 20000}
+    )
+    data = result.structured_content
+    assert data["waiting_for_input"] is True and data["stopped"] == "input_wait", text
+    assert f"`{target}` is outside the places this command may write" in text, text
+    assert data["sandbox"]["denial"], data
+    assert not os.path.exists(target)
+    result, text = await call(session, "write_stdin", {"session_id": shell, "chars": "exit 0\n", "yield_time_ms": 20000})
+    assert result.structured_content["exit_code"] == 0, text
+
 
 async def main():
     params = StdioServerParameters(

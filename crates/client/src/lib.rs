@@ -66,8 +66,10 @@
 //! Helpers on [`RemoteProcess`]: [`output`](RemoteProcess::output) (run to
 //! completion), [`communicate`](RemoteProcess::communicate) (feed stdin,
 //! then run to completion), and [`collect`](RemoteProcess::collect), the
-//! yield-window collector for LLM tool layers (head and tail within a byte
-//! budget).
+//! yield-window collector for LLM tool layers ([`collect()`]: returns when
+//! the program waits for input, matches a pattern, exits or the window
+//! ends; terminal output as readable text ([`terminal_text`]); one byte
+//! budget for all streams, cut at lines, head and tail kept).
 //!
 //! # Resume
 //!
@@ -129,10 +131,13 @@ mod local;
 mod options;
 mod process;
 mod session;
+pub mod terminal_text;
 mod transport;
 
 pub use client::ExecServerClient;
-pub use collect::{Budgeted, Collected};
+pub use collect::{
+    Budgeted, CollectOptions, Collected, OutputCursor, Progress, Render, Stopped, collect,
+};
 pub use error::ClientError;
 pub use event::{ClientEvent, ExecEvent, ProcessEvent};
 pub use fs::{FsReader, FsWriter};

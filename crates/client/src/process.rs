@@ -9,11 +9,10 @@ use exec_server_protocol::process::{
     WaitResponse,
 };
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 
 use crate::ClientError;
 use crate::client::ExecServerClient;
-use crate::collect::{Budgeted, Collected};
+use crate::collect::{self, CollectOptions, Collected, OutputCursor};
 use crate::event::ProcessEvent;
 
 /// How a process ended.
@@ -79,6 +78,8 @@ pub struct RemoteProcess {
     sandbox: Option<exec_server_protocol::sandbox::SandboxApplied>,
     /// Why the handle lost track of the process, once it did.
     lost: Option<String>,
+    /// Where [`collect`](Self::collect) continues.
+    collected: OutputCursor,
 }
 
 impl RemoteProcess {
@@ -95,6 +96,7 @@ impl RemoteProcess {
             exit: None,
             sandbox: started.sandbox,
             lost: None,
+            collected: OutputCursor::default(),
         }
     }
 
@@ -127,22 +129,7 @@ impl RemoteProcess {
     /// [`ProcessEvent::Lost`].
     pub async fn next_event(&mut self) -> Option<ProcessEvent> {
         let event = self.events.recv().await?;
-        match &event {
-            ProcessEvent::Exited {
-                exit_code,
-                signal,
-                timed_out,
-                ..
-            } => {
-                self.exit = Some(ExitInfo {
-                    exit_code: *exit_code,
-                    signal: signal.clone(),
-                    timed_out: *timed_out,
-                });
-            }
-            ProcessEvent::Lost { reason } => self.lost = Some(reason.clone()),
-            _ => {}
-        }
+        note_end(&mut self.exit, &mut self.lost, &event);
         Some(event)
     }
 
@@ -226,6 +213,7 @@ impl RemoteProcess {
                 timeout_ms: timeout.map(|t| t.as_millis() as u64),
                 quiet_ms: quiet.map(|q| q.as_millis() as u64),
                 pattern: pattern.map(str::to_string),
+                ..Default::default()
             })
             .await
     }
@@ -243,6 +231,7 @@ impl RemoteProcess {
                 after_seq,
                 max_bytes,
                 wait_ms: wait.map(|w| w.as_millis() as u64),
+                ..Default::default()
             })
             .await
     }
@@ -292,37 +281,70 @@ impl RemoteProcess {
     }
 
     /// The yield-window collector for LLM tool layers: collects output until
-    /// `window` passes or the process exits, keeping at most `max_bytes` per
-    /// stream (its head and its tail, counting what was cut in between).
-    /// Output after the window stays queued for the next call.
+    /// `window` passes, the process exits or it waits for input, as text,
+    /// keeping at most `max_bytes` in all (head and tail, cut at lines,
+    /// counting what was cut). See [`collect_with`](Self::collect_with).
     pub async fn collect(
         &mut self,
         window: Duration,
         max_bytes: usize,
     ) -> Result<Collected, ClientError> {
-        let deadline = Instant::now() + window;
-        let mut collected = Collected {
-            stdout: Budgeted::new(max_bytes),
-            stderr: Budgeted::new(max_bytes),
-            pty: Budgeted::new(max_bytes),
-            dropped_bytes: 0,
-            exit: None,
-        };
-        loop {
-            let event = match tokio::time::timeout_at(deadline, self.next_or_error()).await {
-                Err(_elapsed) => return Ok(collected),
-                Ok(event) => event?,
-            };
-            match event {
-                ProcessEvent::Output { stream, chunk, .. } => collected[stream].push(&chunk),
-                ProcessEvent::Gap { dropped_bytes, .. } => collected.dropped_bytes += dropped_bytes,
-                ProcessEvent::Exited { .. } => {
-                    collected.exit = self.exit.clone();
-                    return Ok(collected);
-                }
-                ProcessEvent::Closed => return Ok(collected),
-                ProcessEvent::Lost { .. } => return Err(self.ended_early()),
+        self.collect_with(&CollectOptions::new(window, max_bytes))
+            .await
+    }
+
+    /// [`collect()`](crate::collect()) on this process: reads its retained
+    /// output from where the last collection stopped. Output after the
+    /// window stays for the next call. While collecting, the handle's own
+    /// output events (which repeat what is read) are consumed and dropped,
+    /// so an unread event channel never holds the process up: use either
+    /// events or collections for a process's output, not both.
+    pub async fn collect_with(
+        &mut self,
+        options: &CollectOptions,
+    ) -> Result<Collected, ClientError> {
+        let collecting = collect::collect(
+            &self.client,
+            &self.process_id,
+            &mut self.collected,
+            options,
+            |_| {},
+        );
+        tokio::pin!(collecting);
+        let mut events_open = true;
+        let collected = loop {
+            tokio::select! {
+                collected = &mut collecting => break collected?,
+                event = self.events.recv(), if events_open => match event {
+                    Some(event) => note_end(&mut self.exit, &mut self.lost, &event),
+                    None => events_open = false,
+                },
             }
+        };
+        if let Some(exit) = &collected.exit {
+            self.exit = Some(exit.clone());
         }
+        Ok(collected)
+    }
+}
+
+/// Keeps what a handle must remember of an event: the exit, or why it lost
+/// track of the process.
+fn note_end(exit: &mut Option<ExitInfo>, lost: &mut Option<String>, event: &ProcessEvent) {
+    match event {
+        ProcessEvent::Exited {
+            exit_code,
+            signal,
+            timed_out,
+            ..
+        } => {
+            *exit = Some(ExitInfo {
+                exit_code: *exit_code,
+                signal: signal.clone(),
+                timed_out: *timed_out,
+            });
+        }
+        ProcessEvent::Lost { reason } => *lost = Some(reason.clone()),
+        _ => {}
     }
 }

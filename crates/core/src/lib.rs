@@ -17,6 +17,9 @@
 //!   [`ScreenBudget`]; a terminal size alone allocates nothing.
 //! - [`limits`] raises the open-files limit for the server and restores
 //!   the original one in every child.
+//! - [`input_wait`] tells, from `/proc`, whether a process is blocked
+//!   reading its terminal or stdin pipe (an agent's cue that a prompt is
+//!   waiting), through [`ProcessHandle::until_waiting_for_input`].
 //! - [`ProcessGroups`] (in [`groups`]) is the registry of live process
 //!   groups, each under its owner (a session): killed with the owner, at
 //!   shutdown with [`GracefulKill`] (SIGTERM, a grace, SIGKILL: the one
@@ -33,6 +36,7 @@
 //! kills reach grandchildren and background jobs too.
 
 pub mod groups;
+pub mod input_wait;
 pub mod limits;
 pub mod process;
 pub mod pty;
@@ -47,6 +51,7 @@ mod stdin;
 mod watchdog;
 
 pub use groups::{GracefulKill, GroupOwner, ProcessGroups};
+pub use input_wait::InputWait;
 pub use process::{
     ControlError, ExitStatus, OutputStream, Process, ProcessConfig, ProcessEvent, ProcessHandle,
     ScreenText, SpawnError, StdinMode, StdioMode, signal_name, signal_number, signal_process_group,

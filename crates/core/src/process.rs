@@ -22,6 +22,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, watch};
 
 use crate::groups::GracefulKill;
+use crate::input_wait::{self, InputIdentity, InputWait, InputWatch, StdinActivity};
 use crate::pty::{self, TerminalSize};
 use crate::pump::{self, PumpStreams};
 use crate::retention::{DEFAULT_RETAINED_BYTES, RetainedOutput, RetainedRead};
@@ -241,6 +242,10 @@ pub(crate) struct Shared {
     pub timed_out: AtomicBool,
     /// The confinement it runs under, if sandboxed.
     pub sandbox: Option<AppliedSandbox>,
+    /// What input-wait detection looks at (see [`input_wait`]).
+    pub input_watch: InputWatch,
+    /// Our writes on their way to the process's input.
+    pub stdin_activity: Arc<StdinActivity>,
 }
 
 /// The rendered screen of a PTY process.
@@ -393,6 +398,22 @@ impl ProcessHandle {
         self.with_retained(|r| r.read_after(after_seq, max_bytes))
     }
 
+    /// One look at whether the process is blocked reading its input (see
+    /// [`input_wait`] for how, and its limits). A single look can be fooled
+    /// by a race; [`until_waiting_for_input`](Self::until_waiting_for_input)
+    /// confirms it.
+    pub fn input_wait(&self) -> InputWait {
+        input_wait::observe(&self.shared)
+    }
+
+    /// Resolves once the process is waiting for input with its output
+    /// drained, confirmed by two identical looks. Never resolves for a
+    /// process that cannot wait for input (stdin `/dev/null`, exited) or
+    /// cannot be inspected: race it with a deadline.
+    pub async fn until_waiting_for_input(&self) {
+        input_wait::until_waiting(&self.shared).await
+    }
+
     /// Watches the last seq sent (output or exit): changes on new output.
     pub fn subscribe_progress(&self) -> watch::Receiver<u64> {
         self.shared.progress.subscribe()
@@ -479,20 +500,21 @@ pub async fn spawn_process(config: ProcessConfig) -> Result<Process, SpawnError>
     };
     let mut prepared = prepare(&config)?;
 
-    let (stdio, streams, terminal, stdin_fd) = match config.stdio {
+    let (stdio, streams, terminal, stdin_fd, identity) = match config.stdio {
         StdioMode::Pipes { stdin } => {
             let (stdout_read, stdout_write) = pipe().map_err(os_error)?;
             let (stderr_read, stderr_write) = pipe().map_err(os_error)?;
             // A larger pipe lets a fast writer run ahead of our reads.
             let _ = rustix::pipe::fcntl_setpipe_size(&stdout_write, 1024 * 1024);
-            let (child_stdin, our_stdin) = match stdin {
-                StdinMode::Null => (dev_null().map_err(os_error)?, None),
+            let (child_stdin, our_stdin, identity) = match stdin {
+                StdinMode::Null => (dev_null().map_err(os_error)?, None, None),
                 StdinMode::Pipe => {
                     let (read, write) = pipe().map_err(os_error)?;
                     rustix::io::ioctl_fionbio(&write, true)
                         .map_err(io::Error::from)
                         .map_err(os_error)?;
-                    (read, Some(write))
+                    let identity = InputIdentity::of_pipe(&read).map_err(os_error)?;
+                    (read, Some(write), Some(identity))
                 }
             };
             for fd in [&stdout_read, &stderr_read] {
@@ -502,18 +524,20 @@ pub async fn spawn_process(config: ProcessConfig) -> Result<Process, SpawnError>
             }
             let stdio = [child_stdin, stdout_write, stderr_write];
             let streams = PumpStreams::Pipes {
-                stdout: register(stdout_read).map_err(os_error)?,
-                stderr: register(stderr_read).map_err(os_error)?,
+                stdout: Arc::new(register(stdout_read).map_err(os_error)?),
+                stderr: Arc::new(register(stderr_read).map_err(os_error)?),
             };
             (
                 stdio,
                 streams,
                 None,
                 our_stdin.map(register).transpose().map_err(os_error)?,
+                identity,
             )
         }
         StdioMode::Terminal { size } => {
             let pair = pty::open_pty(size).map_err(os_error)?;
+            let identity = InputIdentity::of_terminal(&pair.slave).map_err(os_error)?;
             let slave = spawn::above_stdio(pair.slave).map_err(os_error)?;
             let stdio = [
                 slave.try_clone().map_err(os_error)?,
@@ -526,6 +550,7 @@ pub async fn spawn_process(config: ProcessConfig) -> Result<Process, SpawnError>
                 PumpStreams::Terminal(master.clone()),
                 Some(master),
                 None,
+                Some(identity),
             )
         }
     };
@@ -544,6 +569,12 @@ pub async fn spawn_process(config: ProcessConfig) -> Result<Process, SpawnError>
     if let Some(tmpdir) = sandbox.as_ref().and_then(|s| s.applied.tmpdir.as_deref()) {
         set_tmpdir(&mut prepared.envp, tmpdir)?;
     }
+    let outputs = match &streams {
+        PumpStreams::Pipes { stdout, stderr } => {
+            vec![Arc::downgrade(stdout), Arc::downgrade(stderr)]
+        }
+        PumpStreams::Terminal(master) => vec![Arc::downgrade(master)],
+    };
     let [child_stdin, child_stdout, child_stderr] = stdio;
     let spec = ChildSpec {
         program: prepared.program,
@@ -582,16 +613,19 @@ pub async fn spawn_process(config: ProcessConfig) -> Result<Process, SpawnError>
     })?;
     let pidfd = register(child.pidfd).map_err(os_error)?;
 
+    let stdin_activity = Arc::new(StdinActivity::default());
     let stdin = match (&terminal, stdin_fd) {
         (Some(master), _) => Some(StdinQueue::start(
             master.clone(),
             true,
             config.stdin_queue_bytes,
+            stdin_activity.clone(),
         )),
         (None, Some(fd)) => Some(StdinQueue::start(
             Arc::new(fd),
             false,
             config.stdin_queue_bytes,
+            stdin_activity.clone(),
         )),
         (None, None) => None,
     };
@@ -614,6 +648,8 @@ pub async fn spawn_process(config: ProcessConfig) -> Result<Process, SpawnError>
         screen,
         timed_out: AtomicBool::new(false),
         sandbox: sandbox.as_ref().map(|s| s.applied.clone()),
+        input_watch: InputWatch { identity, outputs },
+        stdin_activity,
     });
     if let Some(timeout) = config.timeout {
         tokio::spawn(enforce_timeout(shared.clone(), timeout));

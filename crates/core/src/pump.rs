@@ -45,8 +45,8 @@ pub const PTY_EXIT_DRAIN_BYTES: usize = 512 * 1024;
 
 pub(crate) enum PumpStreams {
     Pipes {
-        stdout: AsyncFd<OwnedFd>,
-        stderr: AsyncFd<OwnedFd>,
+        stdout: Arc<AsyncFd<OwnedFd>>,
+        stderr: Arc<AsyncFd<OwnedFd>>,
     },
     Terminal(Arc<AsyncFd<OwnedFd>>),
 }
@@ -187,8 +187,8 @@ pub(crate) async fn run(
 ) {
     let mut readers = match streams {
         PumpStreams::Pipes { stdout, stderr } => vec![
-            Reader::new(OutputStream::Stdout, Arc::new(stdout)),
-            Reader::new(OutputStream::Stderr, Arc::new(stderr)),
+            Reader::new(OutputStream::Stdout, stdout),
+            Reader::new(OutputStream::Stderr, stderr),
         ],
         PumpStreams::Terminal(master) => vec![Reader::new(OutputStream::Pty, master)],
     };

@@ -20,6 +20,8 @@ use bytes::Bytes;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
+use crate::input_wait::StdinActivity;
+
 /// Default budget of a process's stdin queue: 1 MiB.
 pub const DEFAULT_STDIN_QUEUE_BYTES: usize = 1024 * 1024;
 
@@ -39,6 +41,7 @@ pub(crate) struct StdinQueue {
     ops: mpsc::UnboundedSender<(StdinOp, OwnedSemaphorePermit)>,
     room: Arc<Semaphore>,
     capacity: u32,
+    activity: Arc<StdinActivity>,
 }
 
 /// The writer is gone (the child closed its end, or stdin was closed).
@@ -48,17 +51,27 @@ pub(crate) struct Closed;
 impl StdinQueue {
     /// Starts the writer task and returns its queue, bounded at `capacity`
     /// bytes (at least one operation's charge).
-    pub(crate) fn start(fd: Arc<AsyncFd<OwnedFd>>, terminal: bool, capacity: usize) -> Self {
+    ///
+    /// `activity` counts the bytes of queued writes until they are written
+    /// (or dropped): input-wait detection must not call a process idle
+    /// while input is on its way to it.
+    pub(crate) fn start(
+        fd: Arc<AsyncFd<OwnedFd>>,
+        terminal: bool,
+        capacity: usize,
+        activity: Arc<StdinActivity>,
+    ) -> Self {
         let capacity = capacity
             .clamp(OP_OVERHEAD_BYTES, Semaphore::MAX_PERMITS)
             .min(u32::MAX as usize) as u32;
         let room = Arc::new(Semaphore::new(capacity as usize));
         let (ops, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(fd, terminal, rx, room.clone()));
+        tokio::spawn(run(fd, terminal, rx, room.clone(), activity.clone()));
         StdinQueue {
             ops,
             room,
             capacity,
+            activity,
         }
     }
 
@@ -77,7 +90,13 @@ impl StdinQueue {
             .acquire_many_owned(cost)
             .await
             .map_err(|_| Closed)?;
-        self.ops.send((op, permit)).map_err(|_| Closed)
+        // Counted only once queued (nothing awaits from here on), so a
+        // write dropped while it waited for room leaves no count behind.
+        self.activity.queued(bytes);
+        self.ops.send((op, permit)).map_err(|_| {
+            self.activity.done(bytes);
+            Closed
+        })
     }
 
     /// Bytes (with per-operation charges) queued and not yet written.
@@ -95,10 +114,15 @@ async fn run(
     terminal: bool,
     mut ops: mpsc::UnboundedReceiver<(StdinOp, OwnedSemaphorePermit)>,
     room: Arc<Semaphore>,
+    activity: Arc<StdinActivity>,
 ) {
     while let Some((op, _permit)) = ops.recv().await {
         let result = match op {
-            StdinOp::Write(data) => write_all(&fd, &data).await,
+            StdinOp::Write(data) => {
+                let result = write_all(&fd, &data).await;
+                activity.done(data.len());
+                result
+            }
             StdinOp::Close if terminal => match eof_char(&fd) {
                 Ok(eof) => write_all(&fd, &[eof]).await,
                 Err(error) => Err(error),
@@ -113,8 +137,16 @@ async fn run(
             break;
         }
     }
+    drop(fd);
     // Writers waiting for room learn at once that none will come.
     room.close();
+    // Writes still queued will never happen: stop counting them.
+    ops.close();
+    while let Some((op, _permit)) = ops.recv().await {
+        if let StdinOp::Write(data) = op {
+            activity.done(data.len());
+        }
+    }
 }
 
 fn eof_char(fd: &AsyncFd<OwnedFd>) -> io::Result<u8> {

@@ -53,14 +53,17 @@ fn writable_places(applied: &SandboxApplied) -> Vec<String> {
     places
 }
 
-/// Adds the sandbox line after the result's header and, when the output
-/// looks like a sandbox denial, a note at the end. Returns the note too.
+/// Adds the sandbox line at the end of the result's header (its `key:
+/// value` lines, before the first `--- stream ---` section; the header has
+/// a varying number of lines) and, when the output looks like a sandbox
+/// denial, a note at the end. Returns the note too.
 pub fn annotate(text: String, confined: &Confined) -> (String, Option<String>) {
     let note = denial_note(&text, confined);
-    let header_end = text
-        .match_indices('\n')
-        .nth(1)
-        .map_or(text.len(), |(i, _)| i + 1);
+    let header_end = if text.starts_with("--- ") {
+        0
+    } else {
+        text.find("\n--- ").map_or(text.len(), |i| i + 1)
+    };
     let mut annotated = String::with_capacity(text.len() + 256);
     annotated.push_str(&text[..header_end]);
     annotated.push_str(&summary(&confined.applied));
@@ -360,5 +363,27 @@ mod tests {
             "{annotated}"
         );
         assert!(annotated.ends_with("--- stderr ---\nx\n"), "{annotated}");
+    }
+
+    #[test]
+    fn the_summary_ends_a_longer_header() {
+        let text = "session_id: 3 (waiting for input: send it with write_stdin)\n\
+                    waiting_for_input: true\nwall_time_ms: 9\nstopped: matched\n\
+                    --- terminal ---\n$ \n"
+            .to_string();
+        let (annotated, _) = annotate(text, &confined(NetworkMode::None));
+        let lines: Vec<&str> = annotated.lines().collect();
+        assert_eq!(lines[3], "stopped: matched", "{annotated}");
+        assert!(lines[4].starts_with("sandbox: filesystem"), "{annotated}");
+        assert_eq!(lines[5], "--- terminal ---", "{annotated}");
+
+        let (annotated, _) = annotate(
+            "exit_code: 0\nwall_time_ms: 1\n".into(),
+            &confined(NetworkMode::None),
+        );
+        assert!(
+            annotated.ends_with("wall_time_ms: 1\nsandbox: filesystem workspace-write (writable: /ws, $TMPDIR (/tmp/exec-server-sandbox.1.ab)); read-only: /ws/.git; network: off (local AF_UNIX sockets only)\n"),
+            "{annotated}"
+        );
     }
 }

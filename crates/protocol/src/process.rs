@@ -209,9 +209,20 @@ pub struct WaitParams {
     /// Return when new output matches this regular expression (`"matched"`).
     #[serde(default, rename = "match", skip_serializing_if = "Option::is_none")]
     pub pattern: Option<String>,
+    /// Match `match` against output after this seq (default: output that no
+    /// earlier wait on this process examined).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_seq: Option<u64>,
+    /// Also return as soon as the process is blocked reading its input (a
+    /// PTY's foreground group reading the terminal, or a pipe process
+    /// reading its stdin) with its output drained (`"inputWait"`). Linux
+    /// only; see docs/DESIGN.md for how it is detected and its limits.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub until_input_wait: bool,
 }
 
-/// Why `process/wait` returned.
+/// Why `process/wait` returned (`inputWait`: the process is waiting for
+/// input, with `untilInputWait`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum WaitReason {
@@ -219,6 +230,8 @@ pub enum WaitReason {
     Matched,
     Quiet,
     Timeout,
+    #[serde(rename = "inputWait")]
+    InputWait,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -246,6 +259,11 @@ pub struct ReadParams {
     /// When nothing is new, wait up to this long for output or the exit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_ms: Option<u64>,
+    /// While waiting (`waitMs`), also return as soon as the process is
+    /// blocked reading its input with its output drained; the result then
+    /// says `waitingForInput`. Linux only (see `process/wait`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub until_input_wait: bool,
 }
 
 /// Which stream a chunk belongs to.
@@ -352,6 +370,10 @@ pub struct ReadResponse {
     /// again from `nextSeq`. (Absent from older servers; read as false.)
     #[serde(default)]
     pub complete: bool,
+    /// Only with `untilInputWait`: true when this read returned because the
+    /// process is waiting for input (no new output came with it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_for_input: Option<bool>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

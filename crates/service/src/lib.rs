@@ -41,6 +41,8 @@
 //!   turns process events into notifications.
 //! - [`sandbox`] decides the confinement of each new process (the server's
 //!   policy, narrowed by the request's `sandbox` param).
+//! - `input_wait` races the core's input-wait detection with the other ends
+//!   of `process/read` and `process/wait` (`untilInputWait`).
 //! - `handlers::fs` implements the filesystem API (SPEC section 7) on
 //!   `exec-server-fs`; see docs/FILES.md.
 //! - [`Server`] is what all connections share: configuration, sessions,
@@ -81,6 +83,7 @@ mod context;
 mod error;
 mod forwarder;
 mod handlers;
+mod input_wait;
 mod limits;
 pub mod metrics;
 mod pattern;

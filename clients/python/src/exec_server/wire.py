@@ -59,7 +59,7 @@ __all__ = [
 ProcessStream = Literal["stdout", "stderr", "pty"]
 StdinKind = Literal["closed", "pipe"]
 OnDisconnect = Literal["kill", "detach"]
-WaitReason = Literal["exited", "matched", "quiet", "timeout"]
+WaitReason = Literal["exited", "matched", "quiet", "timeout", "inputWait"]
 FilesystemMode = Literal["read-only", "workspace-write", "full"]
 NetworkMode = Literal["none", "full"]
 ReadOnlySubpathSupport = Literal["mountNamespace", "userNamespace", "unavailable"]
@@ -220,6 +220,9 @@ WaitParams = TypedDict(
         "timeoutMs": NotRequired[int | None],
         "quietMs": NotRequired[int | None],
         "match": NotRequired[str | None],
+        # Issue 16: match after this seq; end on an input wait ("inputWait").
+        "afterSeq": NotRequired[int | None],
+        "untilInputWait": NotRequired[bool],
     },
 )
 
@@ -237,6 +240,8 @@ class ReadParams(TypedDict):
     afterSeq: NotRequired[int]
     maxBytes: NotRequired[int | None]
     waitMs: NotRequired[int | None]
+    # Issue 16: a long poll also ends when the process waits for input.
+    untilInputWait: NotRequired[bool]
 
 
 class OutputChunk(TypedDict):
@@ -257,6 +262,8 @@ class ReadResponse(TypedDict):
     closed: bool
     # SPEC section 7: the answer reached the newest output.
     complete: NotRequired[bool]
+    # With untilInputWait: the read ended because the process waits for input.
+    waitingForInput: NotRequired[bool | None]
 
 
 class SnapshotResponse(TypedDict):

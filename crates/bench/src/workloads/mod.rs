@@ -6,6 +6,7 @@
 //! figure interleaved, run after run, so that drift on a shared machine
 //! hits both alike.
 
+mod agent;
 mod echo;
 mod files;
 mod flood;
@@ -114,6 +115,11 @@ pub const WORKLOADS: &[Workload] = &[
         name: "flood-latency",
         about: "process/list latency while another process on the same connection floods output, vs idle",
         run: flood::request_latency,
+    },
+    Workload {
+        name: "agent-step",
+        about: "an agent's step in a tty bash (pwd, cd, echo) collected until the prompt is back: input-wait detection vs the 500 ms quiet timer alone",
+        run: agent::bash_step,
     },
     Workload {
         name: "slow-client-memory",

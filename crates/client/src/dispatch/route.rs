@@ -524,6 +524,7 @@ mod tests {
             exit_code: None,
             closed: false,
             complete: chunks_complete,
+            waiting_for_input: None,
         }
     }
 

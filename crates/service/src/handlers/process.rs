@@ -24,6 +24,7 @@ use crate::config::STDIN_FULL_WAIT;
 use crate::context::Context;
 use crate::error::ApiError;
 use crate::forwarder::wire_stream;
+use crate::input_wait;
 use crate::limits::{check_labels, check_process_id, check_terminal_size, check_write_id};
 use crate::pattern::{MATCH_WINDOW_BYTES, Pattern};
 use crate::router::Reply;
@@ -284,8 +285,14 @@ pub(crate) async fn wait(cx: &mut Context, params: WaitParams) -> Reply<WaitResp
         .map(millis)
         .unwrap_or(max_wait)
         .min(max_wait);
-    let quiet = params.quiet_ms.map(millis);
-    Reply::later(async move { Ok(wait_for(entry, timeout, quiet, pattern).await) })
+    let until = Until {
+        timeout,
+        quiet: params.quiet_ms.map(millis),
+        pattern,
+        after_seq: params.after_seq,
+        input_wait: params.until_input_wait,
+    };
+    Reply::later(async move { Ok(wait_for(entry, until).await) })
 }
 
 /// Answers at once when there is something to read (or no wait was asked
@@ -310,17 +317,25 @@ pub(crate) fn read_from(
         .min(usize::MAX as u64) as usize;
     let wait_at_most = params.wait_ms.map(millis).unwrap_or_default().min(max_wait);
     let latest = *entry.handle.subscribe_progress().borrow();
+    let asked = params.until_input_wait;
     if wait_at_most.is_zero() || latest > params.after_seq || entry.is_closed() {
-        return Reply::Now(Ok(read_retained(&entry, params.after_seq, max_bytes)));
+        let mut response = read_retained(&entry, params.after_seq, max_bytes);
+        input_wait::mark(&mut response, asked, false);
+        return Reply::Now(Ok(response));
     }
     Reply::later(async move {
         let mut progress = entry.handle.subscribe_progress();
-        let _ = tokio::time::timeout(
-            wait_at_most,
-            progress.wait_for(|&seq| seq > params.after_seq),
-        )
-        .await;
-        Ok(read_retained(&entry, params.after_seq, max_bytes))
+        let new_output = async {
+            let _ = tokio::time::timeout(
+                wait_at_most,
+                progress.wait_for(|&seq| seq > params.after_seq),
+            )
+            .await;
+        };
+        let detected = input_wait::or_input_wait(&entry.handle, asked, new_output).await;
+        let mut response = read_retained(&entry, params.after_seq, max_bytes);
+        input_wait::mark(&mut response, asked, detected);
+        Ok(response)
     })
 }
 
@@ -460,24 +475,38 @@ fn wait_response(handle: &ProcessHandle, reason: WaitReason) -> WaitResponse {
     }
 }
 
-/// Waits for the first of: exit, output matching `pattern`, `quiet`
-/// without new output, `timeout`.
-///
-/// `pattern` is matched against output that no earlier wait on this process
-/// examined: for the first wait, everything since the start (so a line that
-/// arrived before the wait call is not missed); after that, what came after
-/// the previous wait returned. A match spanning chunks is found as long as
-/// it fits in [`MATCH_WINDOW_BYTES`].
-async fn wait_for(
-    entry: Arc<ProcessEntry>,
+/// What ends a `process/wait`.
+struct Until {
     timeout: Duration,
     quiet: Option<Duration>,
-    mut pattern: Option<Pattern>,
-) -> WaitResponse {
+    pattern: Option<Pattern>,
+    /// Match output after this seq instead of the wait cursor.
+    after_seq: Option<u64>,
+    /// Also end when the process waits for input.
+    input_wait: bool,
+}
+
+/// Waits for the first of: exit, output matching `pattern`, `quiet`
+/// without new output, an input wait (when asked), `timeout`.
+///
+/// `pattern` is matched against output after `after_seq` when given, else
+/// against output that no earlier wait on this process examined: for the
+/// first wait, everything since the start (so a line that arrived before
+/// the wait call is not missed); after that, what came after the previous
+/// wait returned. A match spanning chunks is found as long as it fits in
+/// [`MATCH_WINDOW_BYTES`].
+async fn wait_for(entry: Arc<ProcessEntry>, until: Until) -> WaitResponse {
+    let Until {
+        timeout,
+        quiet,
+        mut pattern,
+        after_seq,
+        input_wait: until_input_wait,
+    } = until;
     let handle = &entry.handle;
     let deadline = Instant::now() + timeout;
     let mut progress = handle.subscribe_progress();
-    let mut cursor = entry.wait_cursor.load(Ordering::SeqCst);
+    let mut cursor = after_seq.unwrap_or_else(|| entry.wait_cursor.load(Ordering::SeqCst));
     let mut window: Vec<u8> = Vec::new();
     let mut quiet_deadline = quiet.map(|q| Instant::now() + q);
     let mut first_pass = true;
@@ -519,6 +548,7 @@ async fn wait_for(
             }
             _ = sleep_until_opt(quiet_deadline) => break WaitReason::Quiet,
             _ = tokio::time::sleep_until(deadline) => break WaitReason::Timeout,
+            () = input_wait::input_wait(handle, until_input_wait) => break WaitReason::InputWait,
         }
     };
     entry.wait_cursor.fetch_max(cursor, Ordering::SeqCst);
@@ -565,5 +595,6 @@ fn read_retained(entry: &ProcessEntry, after_seq: u64, max_bytes: usize) -> Read
         exit_code: status.map(|s| s.code_or_signal()),
         closed,
         complete: read.complete,
+        waiting_for_input: None,
     }
 }
