@@ -454,6 +454,13 @@ export interface OpenResponse {
 
 export interface OutputChunk {
   chunk: string;
+  /**
+   * Stream offset of the chunk's first byte: how many bytes the process
+   * wrote to this stream before it. A reader that counts the bytes it
+   * has per stream knows exactly how many it missed before this chunk
+   * (offset minus its count). Absent from servers that predate it.
+   */
+  offset?: number;
   seq: number;
   stream: ProcessStream;
 }
@@ -610,7 +617,11 @@ export interface ReadResponse {
    */
   complete?: boolean;
   /**
-   * Bytes after `afterSeq` that retention had already dropped.
+   * Bytes of the seqs this answer covers (after `afterSeq`, up to
+   * `nextSeq`) that retention had already dropped. Reading on from
+   * `nextSeq` never counts a byte twice; for gaps older than about a
+   * thousand evictions the count is approximate (see DESIGN.md), while
+   * chunk `offset`s are always exact.
    */
   droppedBytes: number;
   exitCode?: number | null;

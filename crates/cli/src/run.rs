@@ -306,6 +306,9 @@ async fn drive(mut process: RemoteProcess, tty: bool) -> anyhow::Result<u8> {
             Some(ProcessEvent::Exited { exit_code, .. }) => {
                 return Ok(u8::try_from(exit_code).unwrap_or(FAILURE_STATUS));
             }
+            Some(ProcessEvent::Lost { reason }) => {
+                bail!("lost the connection to the server: {reason}")
+            }
             Some(ProcessEvent::Closed) | None => bail!("lost the connection to the server"),
         }
     }

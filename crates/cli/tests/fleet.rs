@@ -256,10 +256,11 @@ fn a_balancer_restart_mid_stream_loses_and_repeats_nothing() {
                     }
                 }
                 exec_server_client::ProcessEvent::Exited { exit_code, .. } => break exit_code,
-                exec_server_client::ProcessEvent::Gap { dropped_bytes } => {
+                exec_server_client::ProcessEvent::Gap { dropped_bytes, .. } => {
                     panic!("retention dropped {dropped_bytes} bytes")
                 }
                 exec_server_client::ProcessEvent::Closed => panic!("closed before the exit"),
+                exec_server_client::ProcessEvent::Lost { reason } => panic!("lost: {reason}"),
             }
         };
         assert!(restarted);

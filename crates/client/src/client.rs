@@ -1,186 +1,38 @@
-//! [`ExecServerClient`]: connecting, the handshake, and one typed call per
-//! protocol method.
+//! [`ExecServerClient`], the public API: connecting, and one typed call
+//! per protocol method, each a [`Method`] of the protocol's method table
+//! (`exec_server_protocol::methods`) sent through the dispatcher's command
+//! channel; [`ExecServerClient::call`] reaches any method of the table.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use exec_server_protocol::process::{
-    self, EmptyResponse, ListParams, ListResponse, ProcessIdParams, ReadParams, ReadResponse,
-    ResizeParams, SignalParams, SignalResponse, SnapshotResponse, StartParams, WaitParams,
-    WaitResponse,
+    self, EmptyResponse, ListParams, ListResponse, ProcessIdParams, ProcessInfo, ReadParams,
+    ReadResponse, ResizeParams, SignalParams, SignalResponse, SnapshotResponse, StartParams,
+    WaitParams, WaitResponse,
 };
 use exec_server_protocol::v0::{
-    ExecParams, ExecResponse, InitializeParams, InitializeResponse, TerminateParams,
-    TerminateResponse, WriteParams, WriteResponse, method,
+    ExecParams, InitializeResponse, TerminateParams, TerminateResponse, WriteParams, WriteResponse,
 };
-use exec_server_protocol::{ClientMessage, RequestId, RpcError, ServerNotification};
-use exec_server_service::{Server, ServerConfig};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::dispatch::{self, Pending, PendingRoute, Routes};
+use crate::dispatch::{self, Command, Dispatcher, HANDLE_CHANNEL_CAPACITY, NewRoute, Shared};
+use crate::event::ClientEvent;
 use crate::process::RemoteProcess;
 use crate::session::ExecSession;
-use crate::transport::{self, Inbound, Outbound};
-
-/// Errors seen by client callers.
-#[derive(Clone, Debug, thiserror::Error)]
-pub enum ClientError {
-    /// The server answered with a JSON-RPC error.
-    #[error(transparent)]
-    Rpc(#[from] RpcError),
-    /// The connection is closed (or closed while waiting).
-    #[error("the connection to the exec-server is closed")]
-    Closed,
-    /// The connection dropped while this request was in flight. The client
-    /// may have resumed the session since, but it never sends a request
-    /// twice on its own: the caller decides whether a retry is safe (writes
-    /// with a `writeId` are).
-    #[error("the connection dropped while the request was in flight")]
-    ConnectionLost,
-    /// Connecting or the handshake failed.
-    #[error("{0}")]
-    Connect(String),
-    /// A response did not have the expected shape.
-    #[error("unexpected response from the server: {0}")]
-    Protocol(String),
-    /// The connection dropped and the server that owns this client's
-    /// session could not be reached again within the [`ReconnectPolicy`]
-    /// (host down, connection refused, the balancer answered 502/503, or
-    /// routed the resume to another server). The session's processes are
-    /// out of reach; every call fails with this error from then on.
-    #[error("exec-server `{server_id}`, which owns this session, is unavailable: {reason}")]
-    ServerUnavailable {
-        /// The owner's `serverId` (its URL when the server sent none).
-        server_id: String,
-        /// What the last attempt ran into.
-        reason: String,
-    },
-}
-
-/// Options for every way of connecting.
-#[derive(Clone, Debug)]
-pub struct ClientOptions {
-    /// Sent as `clientName` in `initialize`.
-    pub client_name: String,
-    /// How long to wait for the `initialize` response.
-    pub initialize_timeout: Duration,
-}
-
-impl Default for ClientOptions {
-    fn default() -> Self {
-        ClientOptions {
-            client_name: format!("exec-server-client/{}", env!("CARGO_PKG_VERSION")),
-            initialize_timeout: Duration::from_secs(10),
-        }
-    }
-}
-
-/// How a websocket client reconnects after the connection drops. It gives
-/// up after `attempts` or `give_up_after`, whichever comes first, with
-/// [`ClientError::ServerUnavailable`] naming the server.
-#[derive(Clone, Debug)]
-pub struct ReconnectPolicy {
-    /// Attempts before giving up.
-    pub attempts: u32,
-    /// Pause before each attempt.
-    pub delay: Duration,
-    /// Longest time from the drop to giving up, whatever the attempts
-    /// (each attempt's connect timeout is cut to fit).
-    pub give_up_after: Duration,
-    /// Where to reconnect.
-    pub target: ResumeTarget,
-}
-
-impl Default for ReconnectPolicy {
-    fn default() -> Self {
-        ReconnectPolicy {
-            attempts: 10,
-            delay: Duration::from_millis(200),
-            give_up_after: Duration::from_secs(10),
-            target: ResumeTarget::default(),
-        }
-    }
-}
-
-/// Where a reconnecting client resumes its session. A session lives on one
-/// server (the `serverId` of the initialize result); through a load
-/// balancer the resume must be routed there.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum ResumeTarget {
-    /// The connect URL with the owner's server id appended to its path:
-    /// `wss://balancer/exec/` resumes at `wss://balancer/exec/SERVER_ID/`
-    /// (the query, e.g. `?token=`, is kept). Works through a balancer that
-    /// routes by server id and on a lone server, which accepts its own id
-    /// in the path. Falls back to the connect URL when the server sent no
-    /// `serverId`.
-    #[default]
-    OwnerPath,
-    /// The connect URL itself (a lone server, or sticky sessions).
-    SameUrl,
-    /// A URL in which `{serverId}` is replaced by the owner's server id,
-    /// e.g. `wss://{serverId}.exec.example.com/`.
-    Template(String),
-}
-
-/// Arguments of [`ExecServerClient::connect_websocket`].
-#[derive(Clone, Debug)]
-pub struct WebSocketConnectArgs {
-    /// `ws://IP:PORT` (or a host name) of the server.
-    pub url: String,
-    /// Sent as `Authorization: Bearer TOKEN` on the upgrade request.
-    pub bearer_token: Option<String>,
-    /// How long to wait for the TCP and websocket handshakes.
-    pub connect_timeout: Duration,
-    /// Client name and initialize timeout.
-    pub options: ClientOptions,
-    /// Reconnect and resume the session when the connection drops: the
-    /// same process ids come back, each process handle replays what it
-    /// missed from its last `seq` (reporting gaps), and live output goes on.
-    /// `None`: a dropped connection closes the client.
-    pub reconnect: Option<ReconnectPolicy>,
-    /// For `wss://`: extra trusted CA certificates (PEM), on top of the
-    /// system's roots, e.g. for a self-signed server certificate.
-    pub ca_pem: Option<Vec<u8>>,
-    /// Send a websocket ping this often, so that proxies which close idle
-    /// connections (HAProxy's `timeout tunnel`, cloud balancers' idle
-    /// timeouts) keep a quiet session open. `None`: no pings.
-    pub keepalive: Option<Duration>,
-}
-
-impl WebSocketConnectArgs {
-    /// Arguments for `url` with default timeouts, no token and no reconnect.
-    pub fn new(url: impl Into<String>) -> Self {
-        WebSocketConnectArgs {
-            url: url.into(),
-            bearer_token: None,
-            connect_timeout: Duration::from_secs(10),
-            options: ClientOptions::default(),
-            reconnect: None,
-            ca_pem: None,
-            keepalive: None,
-        }
-    }
-}
-
-/// A notification that no live handle claimed.
-#[derive(Clone, Debug, PartialEq)]
-pub enum ClientEvent {
-    /// A known notification for a session or process without a live handle.
-    Notification(ServerNotification),
-    /// A notification this client version does not know.
-    Unknown {
-        /// The notification's method name.
-        method: String,
-        /// Its params, as received.
-        params: Value,
-    },
-}
+use crate::transport::{self, Transport};
+use crate::{ClientError, ClientOptions, WebSocketConnectArgs};
+use exec_server_protocol::methods::{
+    Exec, ExecTerminate, ExecWrite, Method, ProcessCloseStdin, ProcessList, ProcessRead,
+    ProcessRelease, ProcessResize, ProcessSignal, ProcessSnapshot, ProcessStart, ProcessStatus,
+    ProcessTerminate, ProcessWait, ProcessWrite,
+};
 
 /// A connected, initialized client. Cheap to clone.
 ///
@@ -189,24 +41,16 @@ pub enum ClientEvent {
 /// back as handles that receive their own output, in order, without loss.
 #[derive(Clone)]
 pub struct ExecServerClient {
-    pub(crate) inner: Arc<Inner>,
+    inner: Arc<Inner>,
 }
 
-pub(crate) struct Inner {
-    pub outbound: Mutex<Outbound>,
-    next_id: AtomicI64,
-    pub routes: Arc<Mutex<Routes>>,
-    pub initialize: Mutex<Option<InitializeResponse>>,
-}
-
-impl Inner {
-    pub(crate) fn next_id(&self) -> RequestId {
-        RequestId::from(self.next_id.fetch_add(1, Ordering::Relaxed))
-    }
-
-    fn outbound(&self) -> Outbound {
-        self.outbound.lock().expect("lock poisoned").clone()
-    }
+struct Inner {
+    commands: mpsc::Sender<Command>,
+    info: watch::Receiver<InitializeResponse>,
+    ended: watch::Receiver<Option<ClientError>>,
+    /// The unclaimed-notification stream, until someone takes it.
+    unclaimed: Mutex<Option<mpsc::Receiver<ClientEvent>>>,
+    unclaimed_taken: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl ExecServerClient {
@@ -221,94 +65,68 @@ impl ExecServerClient {
         W: AsyncWrite + Unpin + Send + 'static,
         R: AsyncRead + Unpin + Send + 'static,
     {
-        let (outbound, inbound) = transport::lines(writer, reader);
-        Self::start_connection(outbound, inbound, options, None).await
+        Self::open(transport::lines::connect(writer, reader), &options, None).await
     }
 
     /// Connects to a websocket listener and performs the handshake.
     pub async fn connect_websocket(args: WebSocketConnectArgs) -> Result<Self, ClientError> {
-        let (outbound, inbound) = transport::websocket(&args).await?;
+        let transport = transport::websocket::connect(&args).await?;
         let options = args.options.clone();
-        let reconnect = args.reconnect.is_some().then_some(args);
-        Self::start_connection(outbound, inbound, options, reconnect).await
+        Self::open(transport, &options, Some(args)).await
     }
 
     /// Starts a server inside this process (default configuration) and
-    /// connects to it without any serialization.
+    /// connects to it without any serialization. Needs the `in-process`
+    /// feature, which links the whole server into the program.
+    #[cfg(feature = "in-process")]
     pub async fn connect_in_process(options: ClientOptions) -> Result<Self, ClientError> {
-        Self::connect_to_server(&Server::new(ServerConfig::default()), options).await
+        let server = exec_server_service::Server::new(exec_server_service::ServerConfig::default());
+        Self::connect_to_server(&server, options).await
     }
 
-    /// Connects to an in-process [`Server`], e.g. one shared by several
-    /// clients or configured with non-default limits.
+    /// Connects to an in-process [`Server`](exec_server_service::Server),
+    /// e.g. one shared by several clients or configured with non-default
+    /// limits. Needs the `in-process` feature.
+    #[cfg(feature = "in-process")]
     pub async fn connect_to_server(
-        server: &Server,
+        server: &exec_server_service::Server,
         options: ClientOptions,
     ) -> Result<Self, ClientError> {
-        let (incoming, outgoing) = exec_server_service::connect_in_process(server);
-        Self::start_connection(
-            Outbound::InProcess(incoming),
-            Inbound::InProcess(outgoing),
-            options,
-            None,
-        )
-        .await
+        Self::open(transport::in_process::connect(server), &options, None).await
     }
 
-    async fn start_connection(
-        outbound: Outbound,
-        inbound: Inbound,
-        options: ClientOptions,
+    /// The handshake, then the dispatcher takes the connection.
+    pub(crate) async fn open(
+        transport: Transport,
+        options: &ClientOptions,
         reconnect: Option<WebSocketConnectArgs>,
     ) -> Result<Self, ClientError> {
-        let routes = Arc::new(Mutex::new(Routes::new()));
-        let inner = Arc::new(Inner {
-            outbound: Mutex::new(outbound),
-            next_id: AtomicI64::new(1),
-            routes: routes.clone(),
-            initialize: Mutex::new(None),
-        });
-        let client = ExecServerClient { inner };
-        tokio::spawn(dispatch::run(
-            inbound,
-            Arc::downgrade(&client.inner),
-            reconnect,
-        ));
-        let params = InitializeParams {
-            client_name: options.client_name,
-            resume_session_id: None,
-        };
-        let response: InitializeResponse = tokio::time::timeout(
-            options.initialize_timeout,
-            client.request(method::INITIALIZE, &params),
-        )
-        .await
-        .map_err(|_| {
-            ClientError::Connect("timed out waiting for the initialize response".into())
-        })??;
-        client.notify_initialized().await?;
-        *client.inner.initialize.lock().expect("lock poisoned") = Some(response);
-        Ok(client)
-    }
-
-    pub(crate) async fn notify_initialized(&self) -> Result<(), ClientError> {
-        self.inner
-            .outbound()
-            .send(ClientMessage::Notification {
-                method: method::INITIALIZED.into(),
-                params: None,
-            })
-            .await
+        let Shared {
+            commands,
+            info,
+            ended,
+            unclaimed,
+            unclaimed_taken,
+        } = Dispatcher::start(transport, options, reconnect).await?;
+        Ok(ExecServerClient {
+            inner: Arc::new(Inner {
+                commands,
+                info,
+                ended,
+                unclaimed: Mutex::new(Some(unclaimed)),
+                unclaimed_taken,
+            }),
+        })
     }
 
     /// The server's `initialize` result (the latest one after a resume).
     pub fn server_info(&self) -> Option<InitializeResponse> {
-        self.inner.initialize.lock().expect("lock poisoned").clone()
+        Some(self.inner.info.borrow().clone())
     }
 
     /// This connection's session id, a secret that resumes it.
     pub fn session_id(&self) -> Option<String> {
-        self.server_info().and_then(|info| info.session_id)
+        self.inner.info.borrow().session_id.clone()
     }
 
     /// Resolves when the client is closed for good, with the reason: the
@@ -316,71 +134,90 @@ impl ExecServerClient {
     /// [`ClientError::ServerUnavailable`] when a reconnecting client gave
     /// up on its server, [`ClientError::Closed`] after a plain close).
     pub async fn closed(&self) -> ClientError {
-        let mut ended = self
-            .inner
-            .routes
-            .lock()
-            .expect("lock poisoned")
-            .subscribe_ended();
+        let mut ended = self.inner.ended.clone();
         match ended.wait_for(Option::is_some).await {
             Ok(error) => error.clone().unwrap_or(ClientError::Closed),
-            Err(_) => ClientError::Closed,
+            Err(_) => self.ended_error(),
         }
+    }
+
+    /// The error calls fail with once the dispatcher is gone.
+    fn ended_error(&self) -> ClientError {
+        self.inner
+            .ended
+            .borrow()
+            .clone()
+            .unwrap_or(ClientError::Closed)
     }
 
     /// Notifications that no live handle claimed. Can be taken once; until
     /// it is taken (and after it is dropped) such notifications are dropped.
     pub fn take_events(&self) -> Option<mpsc::Receiver<ClientEvent>> {
-        self.inner
-            .routes
-            .lock()
-            .expect("lock poisoned")
-            .take_unclaimed()
+        let taken = self.inner.unclaimed.lock().expect("lock poisoned").take();
+        if taken.is_some() {
+            self.inner.unclaimed_taken.store(true, Ordering::Relaxed);
+        }
+        taken
     }
 
-    /// Sends any request and decodes its result.
+    /// Sends any request by its method name and decodes its result: the
+    /// escape hatch for methods this client has no typed call for.
     pub async fn request<P: Serialize, R: DeserializeOwned>(
         &self,
         method: &str,
         params: &P,
     ) -> Result<R, ClientError> {
-        let value = self.raw_request(method, params, PendingRoute::None).await?;
-        decode(method, value)
+        let value = self
+            .send(
+                method.to_string(),
+                dispatch::encode(params)?,
+                NewRoute::None,
+            )
+            .await?;
+        serde_json::from_value(value).map_err(|e| ClientError::Protocol(format!("{method}: {e}")))
     }
 
-    pub(crate) async fn raw_request<P: Serialize>(
+    /// Calls method `M` of the protocol's method table
+    /// (`exec_server_protocol::methods`), params and result typed by it:
+    /// `client.call::<ProcessList>(params)`. Every method is reachable this
+    /// way, including those without a convenience call here. A process
+    /// started this way gets no handle: its notifications go to
+    /// [`take_events`](Self::take_events); use [`start`](Self::start) or
+    /// [`exec`](Self::exec) for a handle.
+    pub async fn call<M: Method>(&self, params: M::Params) -> Result<M::Result, ClientError> {
+        self.call_routed::<M>(params, NewRoute::None).await
+    }
+
+    /// Calls `M`; a successful answer sets up `route` before any later
+    /// message is read.
+    async fn call_routed<M: Method>(
         &self,
-        method: &str,
-        params: &P,
-        route: PendingRoute,
+        params: M::Params,
+        route: NewRoute,
+    ) -> Result<M::Result, ClientError> {
+        let value = self
+            .send(M::NAME.into(), dispatch::encode(&params)?, route)
+            .await?;
+        dispatch::decode::<M>(value)
+    }
+
+    async fn send(
+        &self,
+        method: String,
+        params: Value,
+        route: NewRoute,
     ) -> Result<Value, ClientError> {
-        let params =
-            serde_json::to_value(params).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let id = self.inner.next_id();
-        let (reply, response) = oneshot::channel();
-        self.inner
-            .routes
-            .lock()
-            .expect("lock poisoned")
-            .add_pending(id.clone(), Pending { reply, route })?;
-        let sent = self
-            .inner
-            .outbound()
-            .send(ClientMessage::Request {
-                id: id.clone(),
-                method: method.to_string(),
-                params: Some(params),
-            })
-            .await;
-        if let Err(error) = sent {
-            self.inner
-                .routes
-                .lock()
-                .expect("lock poisoned")
-                .remove_pending(&id);
-            return Err(error);
+        let (reply, answer) = oneshot::channel();
+        let command = Command::Request {
+            method,
+            params,
+            route,
+            reply,
+        };
+        if self.inner.commands.send(command).await.is_err() {
+            return Err(self.ended_error());
         }
-        response.await.map_err(|_| ClientError::Closed)?
+        answer.await.map_err(|_| self.ended_error())?
     }
 
     // ---- protocol v0 -------------------------------------------------
@@ -388,11 +225,10 @@ impl ExecServerClient {
     /// `command/exec`: starts a process and returns its session, whose
     /// output and exit arrive in order on the session.
     pub async fn exec(&self, params: ExecParams) -> Result<ExecSession, ClientError> {
-        let (events_tx, events) = mpsc::channel(dispatch::HANDLE_CHANNEL_CAPACITY);
-        let value = self
-            .raw_request(method::EXEC, &params, PendingRoute::Exec(events_tx))
+        let (events_tx, events) = mpsc::channel(HANDLE_CHANNEL_CAPACITY);
+        let response = self
+            .call_routed::<Exec>(params, NewRoute::Exec(events_tx))
             .await?;
-        let response: ExecResponse = decode(method::EXEC, value)?;
         Ok(ExecSession::new(self.clone(), response.session_id, events))
     }
 
@@ -406,7 +242,7 @@ impl ExecServerClient {
             session_id: session_id.to_string(),
             chunk: chunk.into(),
         };
-        self.request(method::EXEC_WRITE, &params).await
+        self.call::<ExecWrite>(params).await
     }
 
     /// `command/exec/terminate`: kills a session's process group.
@@ -414,7 +250,7 @@ impl ExecServerClient {
         let params = TerminateParams {
             session_id: session_id.to_string(),
         };
-        self.request(method::EXEC_TERMINATE, &params).await
+        self.call::<ExecTerminate>(params).await
     }
 
     // ---- process API -------------------------------------------------
@@ -422,15 +258,13 @@ impl ExecServerClient {
     /// `process/start`: starts a process and returns its handle, which
     /// receives the process's output, exit and close in order.
     pub async fn start(&self, params: StartParams) -> Result<RemoteProcess, ClientError> {
-        let (events_tx, events) = mpsc::channel(dispatch::HANDLE_CHANNEL_CAPACITY);
-        let value = self
-            .raw_request(
-                process::method::START,
-                &params,
-                PendingRoute::Process(events_tx),
-            )
-            .await?;
-        let response: process::StartResponse = decode(process::method::START, value)?;
+        let (sender, events) = mpsc::channel(HANDLE_CHANNEL_CAPACITY);
+        let route = NewRoute::Process {
+            sender,
+            streaming: params.stream_output.unwrap_or(true),
+            tty: params.tty,
+        };
+        let response = self.call_routed::<ProcessStart>(params, route).await?;
         Ok(RemoteProcess::new(self.clone(), response, events))
     }
 
@@ -447,13 +281,12 @@ impl ExecServerClient {
             chunk: chunk.into(),
             write_id,
         };
-        self.request(process::method::WRITE, &params).await
+        self.call::<ProcessWrite>(params).await
     }
 
     /// `process/closeStdin`: EOF on a pipe, the EOF character on a terminal.
     pub async fn close_stdin(&self, process_id: &str) -> Result<EmptyResponse, ClientError> {
-        self.request(process::method::CLOSE_STDIN, &id_params(process_id))
-            .await
+        self.call::<ProcessCloseStdin>(id_params(process_id)).await
     }
 
     /// `process/resize`.
@@ -468,7 +301,7 @@ impl ExecServerClient {
             rows,
             cols,
         };
-        self.request(process::method::RESIZE, &params).await
+        self.call::<ProcessResize>(params).await
     }
 
     /// `process/signal`: `signal` is a name such as `"SIGINT"`.
@@ -481,7 +314,7 @@ impl ExecServerClient {
             process_id: process_id.to_string(),
             signal: signal.to_string(),
         };
-        self.request(process::method::SIGNAL, &params).await
+        self.call::<ProcessSignal>(params).await
     }
 
     /// `process/terminate`: SIGKILL now, or SIGTERM then SIGKILL after `grace`.
@@ -494,34 +327,37 @@ impl ExecServerClient {
             process_id: process_id.to_string(),
             grace_ms: grace.map(|g| g.as_millis() as u64),
         };
-        self.request(process::method::TERMINATE, &params).await
+        self.call::<ProcessTerminate>(params).await
     }
 
     /// `process/wait`: exit, a match, quiet, or timeout, whichever is first.
     pub async fn wait(&self, params: WaitParams) -> Result<WaitResponse, ClientError> {
-        self.request(process::method::WAIT, &params).await
+        self.call::<ProcessWait>(params).await
     }
 
     /// `process/read`: retained output after a seq, optionally long-polling.
     pub async fn read(&self, params: ReadParams) -> Result<ReadResponse, ClientError> {
-        self.request(process::method::READ, &params).await
+        self.call::<ProcessRead>(params).await
+    }
+
+    /// `process/status`: one process's status, as `process/list` shows it.
+    pub async fn status(&self, process_id: &str) -> Result<ProcessInfo, ClientError> {
+        self.call::<ProcessStatus>(id_params(process_id)).await
     }
 
     /// `process/snapshot`.
     pub async fn snapshot(&self, process_id: &str) -> Result<SnapshotResponse, ClientError> {
-        self.request(process::method::SNAPSHOT, &id_params(process_id))
-            .await
+        self.call::<ProcessSnapshot>(id_params(process_id)).await
     }
 
     /// `process/list`, optionally filtered by labels.
     pub async fn list(&self, params: ListParams) -> Result<ListResponse, ClientError> {
-        self.request(process::method::LIST, &params).await
+        self.call::<ProcessList>(params).await
     }
 
     /// `process/release`: forgets an exited process and its output.
     pub async fn release(&self, process_id: &str) -> Result<EmptyResponse, ClientError> {
-        self.request(process::method::RELEASE, &id_params(process_id))
-            .await
+        self.call::<ProcessRelease>(id_params(process_id)).await
     }
 }
 
@@ -529,8 +365,4 @@ fn id_params(process_id: &str) -> ProcessIdParams {
     ProcessIdParams {
         process_id: process_id.to_string(),
     }
-}
-
-pub(crate) fn decode<R: DeserializeOwned>(method: &str, value: Value) -> Result<R, ClientError> {
-    serde_json::from_value(value).map_err(|e| ClientError::Protocol(format!("{method}: {e}")))
 }

@@ -31,9 +31,9 @@ use std::time::Duration;
 use exec_server_protocol::process::{ProcessStream, ReadParams, WaitParams, WaitReason};
 use tokio::time::Instant;
 
-use crate::client::{ClientError, ExecServerClient};
 use crate::process::ExitInfo;
 use crate::terminal_text::TerminalText;
+use crate::{ClientError, ExecServerClient};
 
 /// Bytes asked for per `process/read`.
 const READ_BYTES: u64 = 4 * 1024 * 1024;

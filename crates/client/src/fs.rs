@@ -2,8 +2,8 @@
 //! whole files, and streams for files of any size.
 //!
 //! - Typed calls (`fs_read_file`, `fs_open`, ..., `fs_watch`) send the
-//!   protocol's params and return its results, over
-//!   [`ExecServerClient::request`].
+//!   protocol's params and return its results: each is one
+//!   [`ExecServerClient::call`] of the method table's `fs/*` entry.
 //! - [`ExecServerClient::read_file`] and [`ExecServerClient::write_file`]
 //!   move a whole file, in blocks when it is larger than one call may carry.
 //! - [`FsReader`] (an [`AsyncRead`]) and [`FsWriter`] (an [`AsyncWrite`])
@@ -29,13 +29,16 @@ use exec_server_protocol::fs::{
     OpenParams, OpenResponse, PathParams, ReadBlockParams, ReadBlockResponse, ReadDirectoryParams,
     ReadDirectoryResponse, ReadFileParams, ReadFileResponse, RemoveParams, RenameParams,
     UnwatchParams, WatchParams, WatchResponse, WriteBlockParams, WriteFileParams, WriteOptions,
-    method,
+};
+use exec_server_protocol::methods::{
+    FsCanonicalize, FsClose, FsCopy, FsCreateDirectory, FsGetMetadata, FsOpen, FsReadBlock,
+    FsReadDirectory, FsReadFile, FsRemove, FsRename, FsUnwatch, FsWatch, FsWriteBlock, FsWriteFile,
 };
 use exec_server_protocol::process::EmptyResponse;
 use futures_util::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::client::{ClientError, ExecServerClient};
+use crate::{ClientError, ExecServerClient};
 
 /// Block size of streams when the server does not say its limit.
 const DEFAULT_BLOCK: u64 = 4 * 1024 * 1024;
@@ -48,7 +51,7 @@ impl ExecServerClient {
         &self,
         params: ReadFileParams,
     ) -> Result<ReadFileResponse, ClientError> {
-        self.request(method::READ_FILE, &params).await
+        self.call::<FsReadFile>(params).await
     }
 
     /// `fs/writeFile`.
@@ -56,12 +59,12 @@ impl ExecServerClient {
         &self,
         params: WriteFileParams,
     ) -> Result<EmptyResponse, ClientError> {
-        self.request(method::WRITE_FILE, &params).await
+        self.call::<FsWriteFile>(params).await
     }
 
     /// `fs/open`.
     pub async fn fs_open(&self, params: OpenParams) -> Result<OpenResponse, ClientError> {
-        self.request(method::OPEN, &params).await
+        self.call::<FsOpen>(params).await
     }
 
     /// `fs/readBlock`.
@@ -69,7 +72,7 @@ impl ExecServerClient {
         &self,
         params: ReadBlockParams,
     ) -> Result<ReadBlockResponse, ClientError> {
-        self.request(method::READ_BLOCK, &params).await
+        self.call::<FsReadBlock>(params).await
     }
 
     /// `fs/writeBlock`.
@@ -77,12 +80,12 @@ impl ExecServerClient {
         &self,
         params: WriteBlockParams,
     ) -> Result<EmptyResponse, ClientError> {
-        self.request(method::WRITE_BLOCK, &params).await
+        self.call::<FsWriteBlock>(params).await
     }
 
     /// `fs/close`.
     pub async fn fs_close(&self, params: CloseParams) -> Result<EmptyResponse, ClientError> {
-        self.request(method::CLOSE, &params).await
+        self.call::<FsClose>(params).await
     }
 
     /// `fs/readDirectory`.
@@ -90,19 +93,17 @@ impl ExecServerClient {
         &self,
         params: ReadDirectoryParams,
     ) -> Result<ReadDirectoryResponse, ClientError> {
-        self.request(method::READ_DIRECTORY, &params).await
+        self.call::<FsReadDirectory>(params).await
     }
 
     /// `fs/getMetadata`.
     pub async fn fs_get_metadata(&self, path: &Path) -> Result<Metadata, ClientError> {
-        self.request(method::GET_METADATA, &PathParams::new(path))
-            .await
+        self.call::<FsGetMetadata>(PathParams::new(path)).await
     }
 
     /// `fs/canonicalize`.
     pub async fn fs_canonicalize(&self, path: &Path) -> Result<CanonicalizeResponse, ClientError> {
-        self.request(method::CANONICALIZE, &PathParams::new(path))
-            .await
+        self.call::<FsCanonicalize>(PathParams::new(path)).await
     }
 
     /// `fs/createDirectory`.
@@ -110,28 +111,28 @@ impl ExecServerClient {
         &self,
         params: CreateDirectoryParams,
     ) -> Result<EmptyResponse, ClientError> {
-        self.request(method::CREATE_DIRECTORY, &params).await
+        self.call::<FsCreateDirectory>(params).await
     }
 
     /// `fs/remove`.
     pub async fn fs_remove(&self, params: RemoveParams) -> Result<EmptyResponse, ClientError> {
-        self.request(method::REMOVE, &params).await
+        self.call::<FsRemove>(params).await
     }
 
     /// `fs/copy`.
     pub async fn fs_copy(&self, params: CopyParams) -> Result<EmptyResponse, ClientError> {
-        self.request(method::COPY, &params).await
+        self.call::<FsCopy>(params).await
     }
 
     /// `fs/rename`.
     pub async fn fs_rename(&self, params: RenameParams) -> Result<EmptyResponse, ClientError> {
-        self.request(method::RENAME, &params).await
+        self.call::<FsRename>(params).await
     }
 
     /// `fs/watch`: changes come as `fs/changed` through
     /// [`take_events`](Self::take_events).
     pub async fn fs_watch(&self, params: WatchParams) -> Result<WatchResponse, ClientError> {
-        self.request(method::WATCH, &params).await
+        self.call::<FsWatch>(params).await
     }
 
     /// `fs/unwatch`.
@@ -139,7 +140,7 @@ impl ExecServerClient {
         let params = UnwatchParams {
             watch_id: watch_id.to_string(),
         };
-        self.request(method::UNWATCH, &params).await
+        self.call::<FsUnwatch>(params).await
     }
 
     /// The most bytes one block call may carry on this server.

@@ -4,7 +4,8 @@ use std::process::Stdio;
 
 use tokio::process::{Child, Command};
 
-use crate::client::{ClientError, ClientOptions, ExecServerClient};
+use crate::client::ExecServerClient;
+use crate::{ClientError, ClientOptions};
 
 /// A server child and the client connected to it. Dropping it kills the
 /// child (and with it, every process the child started).

@@ -5,46 +5,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use exec_server_protocol::process::{
-    ProcessStream, ReadParams, ReadResponse, SignalResponse, SnapshotResponse, StartResponse,
-    WaitParams, WaitResponse,
+    ReadParams, ReadResponse, SignalResponse, SnapshotResponse, StartResponse, WaitParams,
+    WaitResponse,
 };
 use tokio::sync::mpsc;
 
-use crate::client::{ClientError, ExecServerClient};
+use crate::ClientError;
+use crate::client::ExecServerClient;
 use crate::collect::{self, CollectOptions, Collected, OutputCursor};
-
-/// What a process reports, in order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ProcessEvent {
-    /// A chunk of output.
-    Output {
-        /// Position in the process's sequence (output and exit share it).
-        seq: u64,
-        /// Which stream it came from.
-        stream: ProcessStream,
-        /// The bytes.
-        chunk: Bytes,
-    },
-    /// After a resume: bytes that retention dropped while this client was
-    /// away. They are gone; the gap is reported, never hidden.
-    Gap {
-        /// How many bytes.
-        dropped_bytes: u64,
-    },
-    /// Everything the process wrote before exiting came before this.
-    Exited {
-        /// Position in the process's sequence.
-        seq: u64,
-        /// The exit status, or 128 + N after death by signal N.
-        exit_code: i32,
-        /// Name of the signal that killed it (`"SIGKILL"`), if one did.
-        signal: Option<String>,
-        /// Killed by its own `timeoutMs`.
-        timed_out: bool,
-    },
-    /// All output delivered and the process reaped: the last event.
-    Closed,
-}
+use crate::event::ProcessEvent;
 
 /// How a process ended.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -76,7 +45,10 @@ exec_server_protocol::index_by_stream!(ProcessOutput => Vec<u8>);
 ///
 /// Its events arrive through a bounded channel: while nobody calls
 /// [`next_event`](Self::next_event), the server stops reading the process's
-/// output and the process blocks, as with a pipe. Nothing is lost.
+/// output and the process blocks, as with a pipe. Nothing is lost. After a
+/// resume the handle catches up by itself: every byte once, or an exact
+/// [`ProcessEvent::Gap`]; it ends with [`ProcessEvent::Closed`], or with
+/// [`ProcessEvent::Lost`] when it cannot follow the process any more.
 ///
 /// ```no_run
 /// # use exec_server_client::{ClientOptions, ExecServerClient};
@@ -104,6 +76,8 @@ pub struct RemoteProcess {
     events: mpsc::Receiver<ProcessEvent>,
     exit: Option<ExitInfo>,
     sandbox: Option<exec_server_protocol::sandbox::SandboxApplied>,
+    /// Why the handle lost track of the process, once it did.
+    lost: Option<String>,
     /// Where [`collect`](Self::collect) continues.
     collected: OutputCursor,
 }
@@ -121,6 +95,7 @@ impl RemoteProcess {
             events,
             exit: None,
             sandbox: started.sandbox,
+            lost: None,
             collected: OutputCursor::default(),
         }
     }
@@ -150,24 +125,31 @@ impl RemoteProcess {
         self.exit.as_ref()
     }
 
-    /// The next event; `None` after [`ProcessEvent::Closed`] or when the
-    /// connection closed for good.
+    /// The next event; `None` after [`ProcessEvent::Closed`] or
+    /// [`ProcessEvent::Lost`].
     pub async fn next_event(&mut self) -> Option<ProcessEvent> {
         let event = self.events.recv().await?;
-        if let ProcessEvent::Exited {
-            exit_code,
-            signal,
-            timed_out,
-            ..
-        } = &event
-        {
-            self.exit = Some(ExitInfo {
-                exit_code: *exit_code,
-                signal: signal.clone(),
-                timed_out: *timed_out,
-            });
-        }
+        note_end(&mut self.exit, &mut self.lost, &event);
         Some(event)
+    }
+
+    /// Why the stream ended without its exit: lost, or closed.
+    fn ended_early(&self) -> ClientError {
+        match &self.lost {
+            Some(reason) => ClientError::Lost {
+                process_id: self.process_id.clone(),
+                reason: reason.clone(),
+            },
+            None => ClientError::Closed,
+        }
+    }
+
+    /// The next event, or the error that ended the stream.
+    async fn next_or_error(&mut self) -> Result<ProcessEvent, ClientError> {
+        match self.next_event().await {
+            Some(ProcessEvent::Lost { .. }) | None => Err(self.ended_early()),
+            Some(event) => Ok(event),
+        }
     }
 
     /// Queues bytes for stdin (a pipe with `stdin: "pipe"`, or the terminal).
@@ -262,7 +244,7 @@ impl RemoteProcess {
     /// Reads events until the exit, discarding output.
     pub async fn wait(&mut self) -> Result<ExitInfo, ClientError> {
         while self.exit.is_none() {
-            self.next_event().await.ok_or(ClientError::Closed)?;
+            self.next_or_error().await?;
         }
         Ok(self.exit.clone().expect("loop ends with an exit"))
     }
@@ -271,7 +253,7 @@ impl RemoteProcess {
     pub async fn output(mut self) -> Result<ProcessOutput, ClientError> {
         let mut output = ProcessOutput::default();
         loop {
-            match self.next_event().await.ok_or(ClientError::Closed)? {
+            match self.next_or_error().await? {
                 ProcessEvent::Output { stream, chunk, .. } => {
                     output[stream].extend_from_slice(&chunk)
                 }
@@ -280,7 +262,9 @@ impl RemoteProcess {
                     output.exit = self.exit.clone().expect("set by next_event");
                     return Ok(output);
                 }
-                ProcessEvent::Closed => return Err(ClientError::Closed),
+                ProcessEvent::Closed | ProcessEvent::Lost { .. } => {
+                    return Err(self.ended_early());
+                }
             }
         }
     }
@@ -332,10 +316,7 @@ impl RemoteProcess {
             tokio::select! {
                 collected = &mut collecting => break collected?,
                 event = self.events.recv(), if events_open => match event {
-                    Some(ProcessEvent::Exited { exit_code, signal, timed_out, .. }) => {
-                        self.exit = Some(ExitInfo { exit_code, signal, timed_out });
-                    }
-                    Some(_) => {}
+                    Some(event) => note_end(&mut self.exit, &mut self.lost, &event),
                     None => events_open = false,
                 },
             }
@@ -344,5 +325,26 @@ impl RemoteProcess {
             self.exit = Some(exit.clone());
         }
         Ok(collected)
+    }
+}
+
+/// Keeps what a handle must remember of an event: the exit, or why it lost
+/// track of the process.
+fn note_end(exit: &mut Option<ExitInfo>, lost: &mut Option<String>, event: &ProcessEvent) {
+    match event {
+        ProcessEvent::Exited {
+            exit_code,
+            signal,
+            timed_out,
+            ..
+        } => {
+            *exit = Some(ExitInfo {
+                exit_code: *exit_code,
+                signal: signal.clone(),
+                timed_out: *timed_out,
+            });
+        }
+        ProcessEvent::Lost { reason } => *lost = Some(reason.clone()),
+        _ => {}
     }
 }

@@ -5,24 +5,9 @@ use bytes::Bytes;
 use exec_server_protocol::v0::{ExecOutputStream, TerminateResponse, WriteResponse};
 use tokio::sync::mpsc;
 
-use crate::client::{ClientError, ExecServerClient};
-
-/// What a session reports, in the order the server sent it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ExecEvent {
-    /// A chunk of output.
-    Output {
-        /// stdout or stderr (PTY output is stdout).
-        stream: ExecOutputStream,
-        /// The bytes.
-        chunk: Bytes,
-    },
-    /// The last event: everything the process wrote before exiting came first.
-    Exited {
-        /// The exit status, or 128 + N after death by signal N.
-        exit_code: i32,
-    },
-}
+use crate::ClientError;
+use crate::client::ExecServerClient;
+use crate::event::ExecEvent;
 
 /// Everything a finished process printed, and how it ended.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

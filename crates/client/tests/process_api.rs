@@ -70,6 +70,7 @@ async fn events_come_in_seq_order_with_exited_then_closed_last() {
             }
             ProcessEvent::Closed => kinds.push("closed"),
             ProcessEvent::Gap { .. } => panic!("no gap without a resume"),
+            ProcessEvent::Lost { reason } => panic!("lost: {reason}"),
         }
     }
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
@@ -248,9 +249,10 @@ async fn a_dropped_websocket_is_resumed_without_losing_or_repeating_output() {
                     cuts += 1;
                 }
             }
-            ProcessEvent::Gap { dropped_bytes } => {
+            ProcessEvent::Gap { dropped_bytes, .. } => {
                 panic!("nothing should be dropped ({dropped_bytes})")
             }
+            ProcessEvent::Lost { reason } => panic!("lost: {reason}"),
             ProcessEvent::Exited { exit_code, .. } => break exit_code,
             ProcessEvent::Closed => panic!("closed before exited"),
         }

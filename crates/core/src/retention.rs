@@ -5,6 +5,14 @@
 //! middle are counted, never silently forgotten. Chunks are `Bytes` shared
 //! with the live output path, so retaining costs a reference count, not a
 //! copy.
+//!
+//! Every retained chunk knows its stream offset: the position of its first
+//! byte among all the bytes ever written to its stream. Head and tail parts
+//! of a split chunk, and a chunk whose front was evicted, keep exact
+//! offsets, so a reader that counts the bytes it received per stream can
+//! tell exactly how many it missed before any chunk (the Rust client's gap
+//! accounting). The seq-based `dropped_bytes` of a read is for readers that
+//! do not count; its precision is documented on [`RetainedOutput::read_after`].
 
 use std::collections::VecDeque;
 
@@ -21,6 +29,8 @@ pub const DEFAULT_RETAINED_BYTES: usize = 1024 * 1024;
 pub struct RetainedChunk {
     pub seq: u64,
     pub stream: OutputStream,
+    /// Stream offset of `data[0]`: bytes written to this stream before it.
+    pub offset: u64,
     pub data: Bytes,
 }
 
@@ -36,9 +46,9 @@ pub struct RetainedStream {
     total_bytes: u64,
     dropped_bytes: u64,
     /// Bytes evicted from the middle, as `(seq, bytes)` in seq order, for
-    /// gap reports. Adjacent entries are merged when the index grows past
-    /// [`EVICTION_INDEX_LIMIT`], which can only make a report count a few
-    /// bytes more than were missed, never fewer.
+    /// gap reports. When the index grows past [`EVICTION_INDEX_LIMIT`] the
+    /// two oldest entries are merged under the later seq, so an old entry
+    /// may carry bytes of earlier seqs.
     evicted: VecDeque<(u64, u64)>,
 }
 
@@ -62,6 +72,7 @@ impl RetainedStream {
     }
 
     pub fn push(&mut self, seq: u64, stream: OutputStream, mut data: Bytes) {
+        let mut offset = self.total_bytes;
         self.total_bytes += data.len() as u64;
         let head_room = self.head_cap - self.head_bytes;
         if head_room > 0 && self.tail.is_empty() {
@@ -69,21 +80,29 @@ impl RetainedStream {
             self.head.push(RetainedChunk {
                 seq,
                 stream,
+                offset,
                 data: data.split_to(take),
             });
             self.head_bytes += take;
+            offset += take as u64;
         }
         if data.is_empty() {
             return;
         }
         self.tail_bytes += data.len();
-        self.tail.push_back(RetainedChunk { seq, stream, data });
+        self.tail.push_back(RetainedChunk {
+            seq,
+            stream,
+            offset,
+            data,
+        });
         while self.tail_bytes > self.tail_cap {
             let excess = self.tail_bytes - self.tail_cap;
             let front = self.tail.front_mut().expect("tail holds the excess bytes");
             let evict = excess.min(front.data.len());
             let evicted_seq = front.seq;
             let _ = front.data.split_to(evict);
+            front.offset += evict as u64;
             if front.data.is_empty() {
                 self.tail.pop_front();
             }
@@ -117,9 +136,16 @@ impl RetainedStream {
 
     /// Bytes with a sequence number above `after_seq` that were dropped.
     pub fn dropped_after(&self, after_seq: u64) -> u64 {
+        self.dropped_between(after_seq, u64::MAX)
+    }
+
+    /// Bytes with a sequence number in `after_seq + 1 ..= up_to` that were
+    /// dropped (merged index entries count under their latest seq).
+    pub fn dropped_between(&self, after_seq: u64, up_to: u64) -> u64 {
         self.evicted
             .iter()
             .rev()
+            .skip_while(|(seq, _)| *seq > up_to)
             .take_while(|(seq, _)| *seq > after_seq)
             .map(|(_, bytes)| bytes)
             .sum()
@@ -208,7 +234,17 @@ impl RetainedOutput {
 
     /// Retained chunks with a sequence number above `after_seq`, in order,
     /// whole chunks up to `max_bytes` (at least one, so a reader always
-    /// makes progress), and the bytes above `after_seq` already dropped.
+    /// makes progress), and the bytes dropped from the seqs this answer
+    /// covers: above `after_seq` and, when `max_bytes` cut the answer short,
+    /// up to its last chunk. Reading on from the last chunk therefore never
+    /// counts a dropped byte twice.
+    ///
+    /// `dropped_bytes` is exact while the seqs involved are among the
+    /// stream's last [`EVICTION_INDEX_LIMIT`] evictions. Beyond that, merged
+    /// index entries count under their latest seq: an answer may then
+    /// include bytes of seqs at or below `after_seq` (more than the reader
+    /// missed), and a short answer may leave bytes of its own seqs to the
+    /// next one. Chunk offsets are always exact.
     pub fn read_after(&self, after_seq: u64, max_bytes: usize) -> RetainedRead {
         let mut chunks: Vec<&RetainedChunk> = self
             .streams
@@ -220,11 +256,7 @@ impl RetainedOutput {
         chunks.sort_by_key(|c| c.seq);
         let mut read = RetainedRead {
             chunks: Vec::new(),
-            dropped_bytes: self
-                .streams
-                .iter()
-                .map(|s| s.dropped_after(after_seq))
-                .sum(),
+            dropped_bytes: 0,
             complete: true,
         };
         let mut bytes = 0;
@@ -240,6 +272,15 @@ impl RetainedOutput {
             bytes += chunk.data.len();
             read.chunks.push((*chunk).clone());
         }
+        let up_to = match read.chunks.last() {
+            Some(last) if !read.complete => last.seq,
+            _ => u64::MAX,
+        };
+        read.dropped_bytes = self
+            .streams
+            .iter()
+            .map(|s| s.dropped_between(after_seq, up_to))
+            .sum();
         read
     }
 }
@@ -248,7 +289,7 @@ impl RetainedOutput {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RetainedRead {
     pub chunks: Vec<RetainedChunk>,
-    /// Bytes after the requested seq that retention had already dropped.
+    /// Bytes of the seqs this answer covers that retention had dropped.
     pub dropped_bytes: u64,
     /// False when `max_bytes` stopped the read before the newest chunk.
     pub complete: bool,
@@ -338,6 +379,65 @@ mod tests {
         // Each seq above 4990 lost both bytes, except the last, whose "y"
         // is still the retained tail.
         assert_eq!(s.dropped_after(4990), 2 * 9 + 1);
+    }
+
+    #[test]
+    fn every_chunk_keeps_its_exact_stream_offset() {
+        let mut s = RetainedStream::new(8);
+        let mut all = Vec::new();
+        for (seq, piece) in [&b"abc"[..], b"defgh", b"ijklmnop", b"qrs"]
+            .iter()
+            .enumerate()
+        {
+            s.push(
+                seq as u64 + 1,
+                OutputStream::Stdout,
+                Bytes::copy_from_slice(piece),
+            );
+            all.extend_from_slice(piece);
+        }
+        let placed: Vec<(u64, u64, &[u8])> =
+            s.chunks().map(|c| (c.seq, c.offset, &c.data[..])).collect();
+        // The head split "defgh" after "d"; eviction trimmed "ijklmnop"
+        // down to its last byte.
+        assert_eq!(
+            placed,
+            vec![
+                (1, 0, &b"abc"[..]),
+                (2, 3, b"d"),
+                (3, 15, b"p"),
+                (4, 16, b"qrs")
+            ]
+        );
+        for chunk in s.chunks() {
+            let at = chunk.offset as usize;
+            assert_eq!(&all[at..at + chunk.data.len()], &chunk.data[..]);
+        }
+    }
+
+    #[test]
+    fn paged_reads_count_each_dropped_byte_once() {
+        let mut r = RetainedOutput::new(8);
+        for seq in 1..=20u64 {
+            r.push(seq, OutputStream::Stdout, Bytes::from_static(b"xy"));
+        }
+        // Head: seqs 1 and 2; tail: seqs 19 and 20; 32 bytes dropped.
+        let mut after = 0;
+        let mut pages = Vec::new();
+        loop {
+            let read = r.read_after(after, 2);
+            let Some(last) = read.chunks.last() else {
+                break;
+            };
+            pages.push((last.seq, read.dropped_bytes));
+            after = last.seq;
+            if read.complete {
+                break;
+            }
+        }
+        assert_eq!(pages, vec![(1, 0), (2, 0), (19, 32), (20, 0)]);
+        let total: u64 = pages.iter().map(|(_, dropped)| dropped).sum();
+        assert_eq!(total, r.stream(OutputStream::Stdout).dropped_bytes());
     }
 
     #[test]

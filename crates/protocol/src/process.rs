@@ -339,6 +339,13 @@ pub struct OutputChunk {
     #[serde(with = "crate::wire::base64_bytes")]
     #[schemars(with = "String")]
     pub chunk: Bytes,
+    /// Stream offset of the chunk's first byte: how many bytes the process
+    /// wrote to this stream before it. A reader that counts the bytes it
+    /// has per stream knows exactly how many it missed before this chunk
+    /// (offset minus its count). Absent from servers that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "u64")]
+    pub offset: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -348,7 +355,11 @@ pub struct ReadResponse {
     /// Pass as `afterSeq` to continue: the highest seq this answer covers
     /// (including the exit once it is reported).
     pub next_seq: u64,
-    /// Bytes after `afterSeq` that retention had already dropped.
+    /// Bytes of the seqs this answer covers (after `afterSeq`, up to
+    /// `nextSeq`) that retention had already dropped. Reading on from
+    /// `nextSeq` never counts a byte twice; for gaps older than about a
+    /// thousand evictions the count is approximate (see DESIGN.md), while
+    /// chunk `offset`s are always exact.
     pub dropped_bytes: u64,
     pub exited: bool,
     pub exit_code: Option<i32>,

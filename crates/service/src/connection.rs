@@ -202,10 +202,13 @@ impl Connection {
         Reply::Now(Err(error))
     }
 
-    /// Starts the forwarders of processes the last request started, now
-    /// that its response is queued: a client learns a process's id before
-    /// it sees output for it.
+    /// Now that the last response is queued: attaches a session that
+    /// request resumed, and starts the forwarders of processes it started
+    /// (a client learns a process's id before it sees output for it).
     fn start_forwarders(&mut self) {
+        if let Some(session) = self.cx.take_pending_attach() {
+            session.attach(self.cx.out().clone());
+        }
         for (entry, events) in self.cx.take_pending_starts() {
             let Ok(session) = self.cx.session() else {
                 // Unreachable: processes start only after `initialize`.

@@ -26,6 +26,10 @@ pub(crate) struct Context {
     /// connection starts once the response is queued (a client learns a
     /// process's id before it sees output for it).
     pending_starts: Vec<PendingStart>,
+    /// A session resumed by the current request, attached to this
+    /// connection once the response is queued (the `initialize` answer is
+    /// the first message of a resumed connection).
+    pending_attach: Option<Arc<Session>>,
     /// Open files and watches of the `fs/*` methods; they end with the
     /// connection.
     pub fs: crate::handlers::fs::FsState,
@@ -43,6 +47,7 @@ impl Context {
             out,
             session: None,
             pending_starts: Vec::new(),
+            pending_attach: None,
             fs: Default::default(),
             patterns: PatternBudget::new(PATTERN_BUDGET_BYTES),
         }
@@ -127,5 +132,16 @@ impl Context {
     /// The processes started by the request just answered.
     pub fn take_pending_starts(&mut self) -> Vec<PendingStart> {
         std::mem::take(&mut self.pending_starts)
+    }
+
+    /// Attaches `session` to this connection once the current response is
+    /// queued.
+    pub fn attach_after_response(&mut self, session: Arc<Session>) {
+        self.pending_attach = Some(session);
+    }
+
+    /// The session the request just answered resumed, if any.
+    pub fn take_pending_attach(&mut self) -> Option<Arc<Session>> {
+        self.pending_attach.take()
     }
 }

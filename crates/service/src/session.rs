@@ -9,11 +9,18 @@
 //! started with `"detach"`, the session waits, its output going to
 //! retention only, until a new connection resumes it with
 //! `initialize {resumeSessionId}` or the detach TTL of its processes runs
-//! out, which kills them like the rest. When the server shuts down, every
-//! session ends (see [`crate::lifecycle`]).
+//! out, which kills them like the rest. Detached processes that already
+//! exited keep the session for their TTL too: their exit and output are
+//! what a resuming client comes back for.
 //!
-//! A session's process groups live in the server's one registry
-//! ([`exec_server_core::ProcessGroups`]) under the session's
+//! Resuming takes two steps: [`Session::resume`] reserves the session for
+//! the new connection while it answers `initialize`, and
+//! [`Session::attach`] sends live output there once that answer is queued,
+//! so the answer is always the first message a resumed client reads.
+//!
+//! When the server shuts down, every session ends (see
+//! [`crate::lifecycle`]). A session's process groups live in the server's
+//! one registry ([`exec_server_core::ProcessGroups`]) under the session's
 //! [`GroupOwner`]; ending the session kills them there.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -143,6 +150,8 @@ pub(crate) struct SessionState {
     next_proc: u64,
     /// The attached connection's outgoing channel; `None` while detached.
     out: Option<mpsc::Sender<ServerMessage>>,
+    /// Resumed by a connection that has not attached yet.
+    reserved: bool,
     /// The TTL timer while detached.
     expiry: Option<AbortHandle>,
     ended: bool,
@@ -172,6 +181,7 @@ impl Session {
                 next_v0: 1,
                 next_proc: 1,
                 out: Some(out),
+                reserved: false,
                 expiry: None,
                 ended: false,
                 client_name: String::new(),
@@ -184,26 +194,33 @@ impl Session {
         session
     }
 
-    /// Attaches a detached session to a new connection.
-    pub fn resume(
-        server: &Server,
-        token: &str,
-        out: mpsc::Sender<ServerMessage>,
-    ) -> Result<Arc<Session>, ResumeError> {
+    /// Reserves a detached session for a new connection and stops its TTL.
+    /// Output keeps going to retention only until [`attach`](Self::attach).
+    pub fn resume(server: &Server, token: &str) -> Result<Arc<Session>, ResumeError> {
         let session = server.sessions().get(token).ok_or(ResumeError::Unknown)?;
         let mut state = session.lock();
         if state.ended {
             return Err(ResumeError::Unknown);
         }
-        if state.out.is_some() {
+        if state.out.is_some() || state.reserved {
             return Err(ResumeError::Attached);
         }
         if let Some(expiry) = state.expiry.take() {
             expiry.abort();
         }
-        state.out = Some(out);
+        state.reserved = true;
         drop(state);
         Ok(session)
+    }
+
+    /// Sends live notifications to `out` from now on: called once the
+    /// `initialize` answer of the resuming connection is queued there.
+    pub fn attach(&self, out: mpsc::Sender<ServerMessage>) {
+        let mut state = self.lock();
+        if state.reserved && !state.ended {
+            state.reserved = false;
+            state.out = Some(out);
+        }
     }
 
     pub fn lock(&self) -> MutexGuard<'_, SessionState> {
@@ -297,9 +314,12 @@ impl Session {
     pub fn detach(self: &Arc<Self>) {
         let mut state = self.lock();
         state.out = None;
+        state.reserved = false;
         let mut keep = Vec::new();
         for entry in state.processes.values() {
-            if entry.detachable() && !entry.is_closed() {
+            if entry.detachable() {
+                // Running or not: an exited record holds the output and
+                // exit a resuming client has not read yet.
                 keep.push((entry.meta.detach_ttl, entry.clone()));
             } else if entry.running() || !entry.is_closed() {
                 let _ = entry.handle.kill_group();
@@ -316,7 +336,9 @@ impl Session {
             let started = tokio::time::Instant::now();
             for (ttl, entry) in keep {
                 tokio::time::sleep_until(started + ttl).await;
-                let _ = entry.handle.kill_group();
+                if !entry.is_closed() {
+                    let _ = entry.handle.kill_group();
+                }
             }
             session.end();
         });
@@ -402,5 +424,76 @@ impl std::fmt::Debug for SessionRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Tokens are secrets: show only the count.
         write!(f, "SessionRegistry({} sessions)", self.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use exec_server_core::{ProcessConfig, spawn_process};
+
+    use super::*;
+    use crate::ServerConfig;
+
+    /// A session with one detached `sleep`, then detached from its connection.
+    async fn detached_session(server: &Server) -> Arc<Session> {
+        let (out, _rx) = mpsc::channel(16);
+        let session = Session::create(server, out);
+        let process = spawn_process(ProcessConfig::new(
+            vec!["/bin/sleep".into(), "30".into()],
+            "/",
+        ))
+        .await
+        .unwrap();
+        let meta = ProcessMeta {
+            argv: vec!["/bin/sleep".into()],
+            tty: false,
+            labels: BTreeMap::new(),
+            on_disconnect: OnDisconnect::Detach,
+            detach_ttl: Duration::from_secs(30),
+        };
+        let kind = ProcessKind::Api {
+            stream_output: true,
+        };
+        session.insert(Arc::new(ProcessEntry::new(
+            "d".into(),
+            process.handle,
+            kind,
+            meta,
+        )));
+        session.detach();
+        session
+    }
+
+    #[tokio::test]
+    async fn a_resumed_session_sends_nothing_until_it_is_attached() {
+        let server = Server::new(ServerConfig::default());
+        let session = detached_session(&server).await;
+        let resumed = Session::resume(&server, &session.token).unwrap();
+        assert!(
+            resumed.out().is_none(),
+            "output must wait for the initialize answer"
+        );
+        assert!(
+            matches!(
+                Session::resume(&server, &session.token),
+                Err(ResumeError::Attached)
+            ),
+            "a reserved session is taken"
+        );
+        let (out, _rx) = mpsc::channel(16);
+        resumed.attach(out);
+        assert!(resumed.out().is_some());
+        resumed.end();
+    }
+
+    #[tokio::test]
+    async fn a_connection_lost_before_attaching_leaves_the_session_resumable() {
+        let server = Server::new(ServerConfig::default());
+        let session = detached_session(&server).await;
+        let resumed = Session::resume(&server, &session.token).unwrap();
+        resumed.detach();
+        let again = Session::resume(&server, &session.token).unwrap();
+        assert!(Arc::ptr_eq(&again, &session));
+        again.end();
     }
 }

@@ -258,7 +258,9 @@ pub async fn run_counting(
             }
             Some(ProcessEvent::Exited { .. }) => break,
             Some(ProcessEvent::Gap { .. }) => bail!("output gap on a live connection"),
-            Some(ProcessEvent::Closed) | None => bail!("process closed without an exit"),
+            Some(ProcessEvent::Closed | ProcessEvent::Lost { .. }) | None => {
+                bail!("process closed without an exit")
+            }
         }
     }
     let elapsed = started.elapsed();

@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod proxy;
+pub mod resume;
+
 use std::collections::VecDeque;
 use std::process::Stdio;
 use std::time::Duration;

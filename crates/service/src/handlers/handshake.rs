@@ -15,7 +15,10 @@ pub(crate) async fn initialize(
     let (session, resumed) = match &params.resume_session_id {
         Some(token) => {
             crate::fleet::check_owner(&cx.config().server_id, token)?;
-            (Session::resume(cx.server(), token, cx.out().clone())?, true)
+            let session = Session::resume(cx.server(), token)?;
+            // Live output follows once this answer is queued.
+            cx.attach_after_response(session.clone());
+            (session, true)
         }
         None => (Session::create(cx.server(), cx.out().clone()), false),
     };

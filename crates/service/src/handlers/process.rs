@@ -586,6 +586,7 @@ fn read_retained(entry: &ProcessEntry, after_seq: u64, max_bytes: usize) -> Read
                 seq: c.seq,
                 stream: wire_stream(c.stream),
                 chunk: c.data,
+                offset: Some(c.offset),
             })
             .collect(),
         next_seq,

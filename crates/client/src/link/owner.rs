@@ -11,7 +11,7 @@
 use exec_server_protocol::RpcError;
 use exec_server_protocol::v0::InitializeResponse;
 
-use crate::client::{ClientError, ResumeTarget};
+use crate::{ClientError, ResumeTarget};
 
 /// The URL to resume at, for a session owned by `server_id`.
 pub(crate) fn resume_url(
