@@ -3,6 +3,17 @@
 // `node scripts/generate-types.mjs`.
 
 /**
+ * `initialize` params `capabilities`: optional features a client asks for.
+ */
+export interface ClientCapabilities {
+  /**
+   * Output (and the client's `process/write`) as binary websocket
+   * frames (`schema/binary-frames.md`). Websocket only; ignored on stdio.
+   */
+  binaryFrames?: boolean;
+}
+
+/**
  * `process/closed`: the last notification of a process.
  */
 export interface ClosedNotification {
@@ -83,6 +94,10 @@ export interface ExitedNotification {
 export type FilesystemMode = "read-only" | "workspace-write" | "full";
 
 export interface InitializeParams {
+  /**
+   * What the client would like turned on for this connection.
+   */
+  capabilities?: ClientCapabilities | null;
   clientName?: string;
   /**
    * Resume the session (and its detached processes) with this id, taken
@@ -92,6 +107,11 @@ export interface InitializeParams {
 }
 
 export interface InitializeResponse {
+  /**
+   * The optional features on for this connection, answering the
+   * client's `capabilities`.
+   */
+  capabilities?: ServerCapabilities | null;
   /**
    * The server's limits, so clients can size their requests.
    */
@@ -519,6 +539,18 @@ export interface SandboxSupport {
    * seccomp filters; without them no sandbox can be started.
    */
   seccomp: boolean;
+}
+
+/**
+ * `initialize` result `capabilities`: what is on for this connection.
+ * Present only when the client sent `capabilities`.
+ */
+export interface ServerCapabilities {
+  /**
+   * Output notifications come as binary frames, and binary
+   * `process/write` frames are accepted.
+   */
+  binaryFrames?: boolean;
 }
 
 /**

@@ -277,6 +277,7 @@ impl ExecServerClient {
         let params = InitializeParams {
             client_name: options.client_name,
             resume_session_id: None,
+            ..Default::default()
         };
         let response: InitializeResponse = tokio::time::timeout(
             options.initialize_timeout,

@@ -45,5 +45,6 @@ pub(crate) async fn initialize(
             }),
         }),
         sandbox: Some(crate::sandbox::info(config)),
+        capabilities: None,
     })
 }
