@@ -85,6 +85,8 @@ pub enum FrameError {
     WriteIdLength,
     #[error("binary frame id of {0} bytes is longer than 65535")]
     IdTooLong(usize),
+    #[error("binary frame field that must be zero is {0}")]
+    NotZero(u64),
 }
 
 fn stream_code(stream: process::ProcessStream) -> u8 {
@@ -200,6 +202,7 @@ pub fn decode_server_frame(frame: &Bytes) -> Result<ServerNotification, FrameErr
                 },
             ))
         }
+        EXEC_OUTPUT if parts.number != 0 => Err(FrameError::NotZero(parts.number)),
         EXEC_OUTPUT => {
             let stream = match parts.byte1 {
                 0 => v0::ExecOutputStream::Stdout,

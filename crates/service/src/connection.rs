@@ -18,6 +18,7 @@
 //! protocol error) its session is detached: processes that must die are
 //! killed at once (SPEC 1.6, 3.2).
 
+use exec_server_protocol::binary::BinaryWrite;
 use exec_server_protocol::methods::{Initialize, Initialized, Method, Notification};
 use exec_server_protocol::wire::{DecodeError, DecodedClientMessage};
 use exec_server_protocol::{ClientMessage, RequestId, RpcError, ServerMessage};
@@ -27,6 +28,7 @@ use tokio::task::JoinSet;
 
 use crate::Server;
 use crate::context::Context;
+use crate::frames::BinaryFrames;
 use crate::error::ApiError;
 use crate::forwarder::Target;
 use crate::router::{self, Deferred, Reply};
@@ -41,6 +43,10 @@ pub enum Incoming {
     TooLarge {
         bytes: usize,
     },
+    /// A `process/write` that came as a binary frame (only once the
+    /// handshake turned binary frames on): handled like the JSON request,
+    /// answered with a JSON response.
+    Write(BinaryWrite),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,11 +79,24 @@ struct Connection {
 /// Serves one connection until its input ends, then detaches its session.
 pub async fn serve_connection(
     server: Server,
-    mut incoming: mpsc::Receiver<Incoming>,
+    incoming: mpsc::Receiver<Incoming>,
     out: mpsc::Sender<ServerMessage>,
 ) {
+    serve_connection_with(server, incoming, out, None).await
+}
+
+/// [`serve_connection`] over a transport that can carry binary frames:
+/// `initialize` turns `binary_frames` on when the client asks.
+pub async fn serve_connection_with(
+    server: Server,
+    mut incoming: mpsc::Receiver<Incoming>,
+    out: mpsc::Sender<ServerMessage>,
+    binary_frames: Option<BinaryFrames>,
+) {
+    let mut cx = Context::new(server, out);
+    cx.set_binary_frames(binary_frames);
     let mut connection = Connection {
-        cx: Context::new(server, out),
+        cx,
         handshake: Handshake::New,
         deferred: JoinSet::new(),
     };
@@ -105,6 +124,13 @@ impl Connection {
                 let limit = self.cx.config().max_message_bytes;
                 let error = ApiError::MessageTooLarge { bytes, limit };
                 return self.send_error_without_id(error).await;
+            }
+            Incoming::Write(write) => {
+                let result = match self.gate(false) {
+                    Ok(()) => router::binary_write(&mut self.cx, write.params).await,
+                    Err(error) => Err(error),
+                };
+                return self.respond(write.id, result).await;
             }
         };
         match message {
@@ -134,20 +160,25 @@ impl Connection {
     /// come before any other: an unknown method before `initialize` is
     /// told to initialize first.
     async fn route(&mut self, method: &str, params: Option<Value>) -> Reply<Value> {
-        let error = match (self.handshake, method == Initialize::NAME) {
-            (Handshake::New, true) => {
-                let reply = router::route(&mut self.cx, method, params).await;
-                if let Reply::Now(Ok(_)) = reply {
-                    self.handshake = Handshake::Initializing;
-                }
-                return reply;
-            }
-            (Handshake::Ready, false) => return router::route(&mut self.cx, method, params).await,
-            (_, true) => ApiError::AlreadyInitialized,
-            (Handshake::New, false) => ApiError::NotInitialized,
-            (Handshake::Initializing, false) => ApiError::NotInitializedYet,
-        };
-        Reply::Now(Err(error))
+        let initialize = method == Initialize::NAME;
+        if let Err(error) = self.gate(initialize) {
+            return Reply::Now(Err(error));
+        }
+        let reply = router::route(&mut self.cx, method, params).await;
+        if initialize && let Reply::Now(Ok(_)) = reply {
+            self.handshake = Handshake::Initializing;
+        }
+        reply
+    }
+
+    /// Whether a request may go to the router now (SPEC 1.3).
+    fn gate(&self, initialize: bool) -> Result<(), ApiError> {
+        match (self.handshake, initialize) {
+            (Handshake::New, true) | (Handshake::Ready, false) => Ok(()),
+            (_, true) => Err(ApiError::AlreadyInitialized),
+            (Handshake::New, false) => Err(ApiError::NotInitialized),
+            (Handshake::Initializing, false) => Err(ApiError::NotInitializedYet),
+        }
     }
 
     /// Starts the forwarders of processes the last request started, now

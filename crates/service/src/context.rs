@@ -10,6 +10,7 @@ use exec_server_protocol::ServerMessage;
 use tokio::sync::mpsc;
 
 use crate::error::ApiError;
+use crate::frames::BinaryFrames;
 use crate::session::{ProcessEntry, Session};
 use crate::{Server, ServerConfig};
 
@@ -27,6 +28,8 @@ pub(crate) struct Context {
     /// Open files and watches of the `fs/*` methods; they end with the
     /// connection.
     pub fs: crate::handlers::fs::FsState,
+    /// The transport's binary-frame switch, when it can carry them.
+    binary_frames: Option<BinaryFrames>,
 }
 
 /// A started process waiting for its forwarder.
@@ -40,6 +43,23 @@ impl Context {
             session: None,
             pending_starts: Vec::new(),
             fs: Default::default(),
+            binary_frames: None,
+        }
+    }
+
+    pub fn set_binary_frames(&mut self, binary_frames: Option<BinaryFrames>) {
+        self.binary_frames = binary_frames;
+    }
+
+    /// Turns binary frames on if the transport can carry them; whether
+    /// they are on.
+    pub fn turn_on_binary_frames(&self) -> bool {
+        match &self.binary_frames {
+            Some(switch) => {
+                switch.turn_on();
+                true
+            }
+            None => false,
         }
     }
 

@@ -68,6 +68,7 @@ pub mod fuzzing;
 mod context;
 mod error;
 mod forwarder;
+pub mod frames;
 mod handlers;
 mod router;
 pub mod sandbox;
@@ -80,7 +81,7 @@ use exec_server_protocol::ServerMessage;
 use tokio::sync::mpsc;
 
 pub use config::ServerConfig;
-pub use connection::{Incoming, serve_connection};
+pub use connection::{Incoming, serve_connection, serve_connection_with};
 pub use listen::ListenAddress;
 
 /// State shared by every connection of one server. Cheap to clone.

@@ -1,5 +1,7 @@
 //! Websocket transport: one JSON message per text (or binary) frame, many
-//! independent connections per listener, over plain TCP or TLS.
+//! independent connections per listener, over plain TCP or TLS. A client
+//! that asks in `initialize` gets output as binary frames and may send
+//! `process/write` as one ([`crate::frames`], `schema/binary-frames.md`).
 //!
 //! HTTP routes: `GET /readyz` (200 naming the server id, 503 while
 //! draining) and `GET /livez` (200 while the process serves) answer without
@@ -26,7 +28,8 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use exec_server_protocol::ServerMessage;
-use exec_server_protocol::wire::encode_server_message;
+use exec_server_protocol::binary;
+use exec_server_protocol::wire::{DecodeError, encode_server_message};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -36,7 +39,8 @@ use tokio_rustls::server::TlsStream;
 use super::{JsonRpcEcho, WRITE_BATCH_BYTES, decode_incoming};
 use crate::fleet::{self, PathPrefix, PathTarget};
 use crate::security::{AccessPolicy, Refusal};
-use crate::{INCOMING_CAPACITY, Incoming, OUTGOING_CAPACITY, Server, serve_connection};
+use crate::frames::BinaryFrames;
+use crate::{INCOMING_CAPACITY, Incoming, OUTGOING_CAPACITY, Server, serve_connection_with};
 
 /// Websocket listener settings beyond the protocol's.
 #[derive(Clone, Debug)]
@@ -225,10 +229,17 @@ async fn serve_socket(server: Server, socket: WebSocket) {
     let (incoming_tx, incoming_rx) = mpsc::channel(INCOMING_CAPACITY);
     let (outgoing_tx, outgoing_rx) = mpsc::channel(OUTGOING_CAPACITY);
     let echo = JsonRpcEcho::default();
+    let frames = BinaryFrames::default();
     let max = server.config().max_message_bytes;
-    let read_task = tokio::spawn(read_frames(stream, incoming_tx, max, echo.clone()));
-    let write_task = tokio::spawn(write_frames(sink, outgoing_rx, echo));
-    serve_connection(server, incoming_rx, outgoing_tx).await;
+    let read_task = tokio::spawn(read_frames(
+        stream,
+        incoming_tx,
+        max,
+        echo.clone(),
+        frames.clone(),
+    ));
+    let write_task = tokio::spawn(write_frames(sink, outgoing_rx, echo, frames.clone()));
+    serve_connection_with(server, incoming_rx, outgoing_tx, Some(frames)).await;
     read_task.abort();
     // The writer ends once the forwarders of the killed processes finish.
     let _ = write_task.await;
@@ -239,10 +250,26 @@ async fn read_frames(
     incoming: mpsc::Sender<Incoming>,
     max: usize,
     echo: JsonRpcEcho,
+    frames: BinaryFrames,
 ) {
     while let Some(frame) = stream.next().await {
         let bytes = match frame {
             Ok(Message::Text(text)) => text.as_str().as_bytes().to_vec(),
+            // Before the switch, and for JSON in binary messages (accepted
+            // since v0), the bytes go the JSON way: a binary frame is told
+            // apart by its first byte, which cannot start JSON.
+            Ok(Message::Binary(bytes))
+                if frames.is_on() && binary::is_binary_frame(&bytes) && bytes.len() <= max =>
+            {
+                let message = match binary::decode_client_frame(&bytes) {
+                    Ok(write) => Incoming::Write(write),
+                    Err(error) => Incoming::Invalid(DecodeError::NotJsonRpc(error.to_string())),
+                };
+                if incoming.send(message).await.is_err() {
+                    return;
+                }
+                continue;
+            }
             Ok(Message::Binary(bytes)) => bytes.to_vec(),
             // Pings are answered by the websocket library.
             Ok(Message::Ping(_) | Message::Pong(_)) => continue,
@@ -267,16 +294,26 @@ async fn write_frames(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
     mut outgoing: mpsc::Receiver<ServerMessage>,
     echo: JsonRpcEcho,
+    frames: BinaryFrames,
 ) {
     while let Some(message) = outgoing.recv().await {
         let mut batched = 0;
         let mut next = Some(message);
         while let Some(message) = next.take() {
-            let mut frame = Vec::new();
-            encode_server_message(&message, echo.enabled(), &mut frame);
-            batched += frame.len();
-            let text = String::from_utf8(frame).expect("encoded JSON is UTF-8");
-            if let Err(error) = sink.feed(Message::Text(text.into())).await {
+            let frame = match frames.is_on().then(|| binary::encode_server_frame(&message)) {
+                Some(Some(frame)) => {
+                    batched += frame.len();
+                    Message::Binary(frame.into())
+                }
+                _ => {
+                    let mut frame = Vec::new();
+                    encode_server_message(&message, echo.enabled(), &mut frame);
+                    batched += frame.len();
+                    let text = String::from_utf8(frame).expect("encoded JSON is UTF-8");
+                    Message::Text(text.into())
+                }
+            };
+            if let Err(error) = sink.feed(frame).await {
                 tracing::info!(%error, "websocket write failed; ending the connection");
                 return;
             }
