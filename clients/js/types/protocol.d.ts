@@ -3,6 +3,34 @@
 // `node scripts/generate-types.mjs`.
 
 /**
+ * `fs/canonicalize` result.
+ */
+export interface CanonicalizeResponse {
+  path: string;
+  /**
+   * The raw bytes, present only when the path is not UTF-8.
+   */
+  pathBase64?: string | null;
+}
+
+/**
+ * What happened, in `fs/changed`.
+ */
+export type ChangeKind = "created" | "modified" | "deleted" | "metadata" | "renamed" | "overflow";
+
+/**
+ * `fs/changed` notification.
+ */
+export interface ChangedNotification {
+  kind: ChangeKind;
+  oldPath?: string | null;
+  oldPathBase64?: string | null;
+  path: string;
+  pathBase64?: string | null;
+  watchId: string;
+}
+
+/**
  * `initialize` params `capabilities`: optional features a client asks for.
  */
 export interface ClientCapabilities {
@@ -14,10 +42,67 @@ export interface ClientCapabilities {
 }
 
 /**
+ * `fs/close`: closes a handle; a write handle commits its file, or with
+ * `discard: true` throws it away (the target keeps its old content).
+ */
+export interface CloseParams {
+  discard?: boolean | null;
+  handleId: string;
+}
+
+/**
  * `process/closed`: the last notification of a process.
  */
 export interface ClosedNotification {
   processId: string;
+}
+
+/**
+ * `fs/copy` (files; trees with `recursive`), keeping modes.
+ */
+export interface CopyParams {
+  destinationPath?: string | null;
+  destinationPathBase64?: string | null;
+  recursive?: boolean;
+  sourcePath?: string | null;
+  sourcePathBase64?: string | null;
+}
+
+/**
+ * `fs/createDirectory`.
+ */
+export interface CreateDirectoryParams {
+  /**
+   * Permission bits, set exactly (no umask), also on an existing
+   * directory (like `install -d -m`).
+   */
+  mode?: number | null;
+  path?: string | null;
+  pathBase64?: string | null;
+  /**
+   * Create missing parents; an existing directory is then fine.
+   */
+  recursive?: boolean | null;
+}
+
+export interface DirectoryEntry {
+  fileName: string;
+  /**
+   * The name's raw bytes, present only when it is not UTF-8.
+   */
+  fileNameBase64?: string | null;
+  /**
+   * The entry (a symlink's target, when inside the roots) is a directory.
+   */
+  isDirectory: boolean;
+  isFile: boolean;
+  isSymlink?: boolean;
+  /**
+   * Permission bits (`st_mode & 07777`).
+   */
+  mode?: number;
+  modifiedAtMs?: number;
+  size?: number;
 }
 
 /**
@@ -93,6 +178,20 @@ export interface ExitedNotification {
  */
 export type FilesystemMode = "read-only" | "workspace-write" | "full";
 
+/**
+ * The `fs/*` limits of the server, in the `initialize` result.
+ */
+export interface FsLimits {
+  maxEntries: number;
+  maxHandles: number;
+  /**
+   * Most bytes one `fs/readFile` or `fs/readBlock` returns, or one
+   * `fs/writeBlock` carries.
+   */
+  maxReadBytes: number;
+  maxWatches: number;
+}
+
 export interface InitializeParams {
   /**
    * What the client would like turned on for this connection.
@@ -147,6 +246,22 @@ export interface ListParams {
 
 export interface ListResponse {
   processes: Array<ProcessInfo>;
+}
+
+/**
+ * `fs/getMetadata` result.
+ */
+export interface Metadata {
+  /**
+   * Birth time where the file system keeps one, else 0.
+   */
+  createdAtMs: number;
+  isDirectory: boolean;
+  isFile: boolean;
+  isSymlink: boolean;
+  mode?: number;
+  modifiedAtMs: number;
+  size: number;
 }
 
 /**
@@ -302,6 +417,55 @@ export interface ObservedWriteParams {
  */
 export type OnDisconnect = "kill" | "detach";
 
+/**
+ * `fs/open`: a handle for block reads (default) or block writes.
+ */
+export interface OpenParams {
+  /**
+   * Add to the end instead of replacing (never atomic).
+   */
+  append?: boolean | null;
+  /**
+   * Default true: write a temp file in the same directory and rename it
+   * over the target, so readers never see a partial file and a failed
+   * write leaves the old content.
+   */
+  atomic?: boolean | null;
+  /**
+   * Create missing parent directories.
+   */
+  createParents?: boolean | null;
+  /**
+   * Client-chosen id (at most 256 bytes); the server assigns `file-N`
+   * when absent.
+   */
+  handleId?: string | null;
+  /**
+   * Permission bits as a number (e.g. 420 for 0644). Default: an
+   * existing file keeps its mode, a new one gets 0666 less the umask.
+   */
+  mode?: number | null;
+  path?: string | null;
+  pathBase64?: string | null;
+  /**
+   * `fsync` before the file replaces its target.
+   */
+  sync?: boolean | null;
+  /**
+   * Open for `fs/writeBlock`; the write takes effect at `fs/close`
+   * (atomically, unless `atomic: false`).
+   */
+  write?: boolean | null;
+}
+
+export interface OpenResponse {
+  handleId: string;
+  /**
+   * Read handles: the file's size when it was opened.
+   */
+  size?: number | null;
+}
+
 export interface OutputChunk {
   chunk: string;
   seq: number;
@@ -316,6 +480,20 @@ export interface OutputNotification {
   processId: string;
   seq: number;
   stream: ProcessStream;
+}
+
+/**
+ * A params struct that is just a path (`getMetadata`, `canonicalize`).
+ */
+export interface PathParams {
+  /**
+   * Absolute path (UTF-8).
+   */
+  path?: string | null;
+  /**
+   * The path's raw bytes, for names that are not UTF-8.
+   */
+  pathBase64?: string | null;
 }
 
 /**
@@ -340,6 +518,74 @@ export interface ProcessInfo {
  * Which stream a chunk belongs to.
  */
 export type ProcessStream = "stdout" | "stderr" | "pty";
+
+/**
+ * `fs/readBlock`: up to `len` bytes at `offset` of a read handle.
+ */
+export interface ReadBlockParams {
+  handleId: string;
+  len: number;
+  offset: number;
+}
+
+export interface ReadBlockResponse {
+  chunk: string;
+  /**
+   * The block reaches the end of the file.
+   */
+  eof: boolean;
+}
+
+/**
+ * `fs/readDirectory`.
+ */
+export interface ReadDirectoryParams {
+  /**
+   * With `recursive`: levels to list, 1 = only the directory's entries.
+   */
+  maxDepth?: number | null;
+  /**
+   * Stop after this many entries (at most the server's `maxEntries`)
+   * and set `truncated`.
+   */
+  maxEntries?: number | null;
+  path?: string | null;
+  pathBase64?: string | null;
+  /**
+   * List subdirectories too (breadth first, never through symlinks);
+   * `fileName` is then the path below the listed directory.
+   */
+  recursive?: boolean | null;
+}
+
+export interface ReadDirectoryResponse {
+  entries: Array<DirectoryEntry>;
+  /**
+   * The entry cap ended the listing early.
+   */
+  truncated?: boolean;
+}
+
+/**
+ * `fs/readFile`: the whole file, or `length` bytes from `offset`.
+ */
+export interface ReadFileParams {
+  /**
+   * At most this many bytes (fewer at the end of the file); absent: to
+   * the end. Either way at most the server's `maxReadBytes`.
+   */
+  length?: number | null;
+  /**
+   * Start here (default 0).
+   */
+  offset?: number | null;
+  path?: string | null;
+  pathBase64?: string | null;
+}
+
+export interface ReadFileResponse {
+  dataBase64: string;
+}
 
 export type ReadOnlySubpathSupport = "mountNamespace" | "userNamespace" | "unavailable";
 
@@ -382,6 +628,32 @@ export interface ReadResponse {
    * (including the exit once it is reported).
    */
   nextSeq: number;
+}
+
+/**
+ * `fs/remove`.
+ */
+export interface RemoveParams {
+  /**
+   * A missing path is success.
+   */
+  force?: boolean | null;
+  path?: string | null;
+  pathBase64?: string | null;
+  /**
+   * Remove a directory with its content.
+   */
+  recursive?: boolean | null;
+}
+
+/**
+ * `fs/rename`: within one file system, replacing the destination.
+ */
+export interface RenameParams {
+  destinationPath?: string | null;
+  destinationPathBase64?: string | null;
+  sourcePath?: string | null;
+  sourcePathBase64?: string | null;
 }
 
 export interface ResizeParams {
@@ -558,6 +830,10 @@ export interface ServerCapabilities {
  */
 export interface ServerLimits {
   detachTtlMs: number;
+  /**
+   * Limits of the `fs/*` methods.
+   */
+  fs?: FsLimits | null;
   maxExitedRecords: number;
   maxMessageBytes: number;
   maxProcessesPerConnection: number;
@@ -714,6 +990,10 @@ export interface TerminateResponse {
   running: boolean;
 }
 
+export interface UnwatchParams {
+  watchId: string;
+}
+
 export interface WaitParams {
   /**
    * Return when new output matches this regular expression (`"matched"`).
@@ -749,6 +1029,63 @@ export interface WaitResponse {
   timedOut: boolean;
 }
 
+/**
+ * `fs/watch`: a directory (or one file) for `fs/changed` notifications.
+ */
+export interface WatchParams {
+  path?: string | null;
+  pathBase64?: string | null;
+  /**
+   * Watch the whole tree below, following it as it changes.
+   */
+  recursive?: boolean | null;
+}
+
+export interface WatchResponse {
+  watchId: string;
+}
+
+/**
+ * `fs/writeBlock`: bytes at `offset` of a write handle.
+ */
+export interface WriteBlockParams {
+  chunk: string;
+  handleId: string;
+  offset: number;
+}
+
+/**
+ * `fs/writeFile`.
+ */
+export interface WriteFileParams {
+  /**
+   * Add to the end instead of replacing (never atomic).
+   */
+  append?: boolean | null;
+  /**
+   * Default true: write a temp file in the same directory and rename it
+   * over the target, so readers never see a partial file and a failed
+   * write leaves the old content.
+   */
+  atomic?: boolean | null;
+  /**
+   * Create missing parent directories.
+   */
+  createParents?: boolean | null;
+  dataBase64: string;
+  /**
+   * Permission bits as a number (e.g. 420 for 0644). Default: an
+   * existing file keeps its mode, a new one gets 0666 less the umask.
+   */
+  mode?: number | null;
+  path?: string | null;
+  pathBase64?: string | null;
+  /**
+   * `fsync` before the file replaces its target.
+   */
+  sync?: boolean | null;
+}
+
 export interface WriteParams {
   /**
    * Base64 bytes.
@@ -771,6 +1108,21 @@ export interface Methods {
   "command/exec": {params: ExecParams; result: ExecResponse};
   "command/exec/terminate": {params: ExecTerminateParams; result: ExecTerminateResponse};
   "command/exec/write": {params: ExecWriteParams; result: ExecWriteResponse};
+  "fs/canonicalize": {params: PathParams; result: CanonicalizeResponse};
+  "fs/close": {params: CloseParams; result: EmptyResponse};
+  "fs/copy": {params: CopyParams; result: EmptyResponse};
+  "fs/createDirectory": {params: CreateDirectoryParams; result: EmptyResponse};
+  "fs/getMetadata": {params: PathParams; result: Metadata};
+  "fs/open": {params: OpenParams; result: OpenResponse};
+  "fs/readBlock": {params: ReadBlockParams; result: ReadBlockResponse};
+  "fs/readDirectory": {params: ReadDirectoryParams; result: ReadDirectoryResponse};
+  "fs/readFile": {params: ReadFileParams; result: ReadFileResponse};
+  "fs/remove": {params: RemoveParams; result: EmptyResponse};
+  "fs/rename": {params: RenameParams; result: EmptyResponse};
+  "fs/unwatch": {params: UnwatchParams; result: EmptyResponse};
+  "fs/watch": {params: WatchParams; result: WatchResponse};
+  "fs/writeBlock": {params: WriteBlockParams; result: EmptyResponse};
+  "fs/writeFile": {params: WriteFileParams; result: EmptyResponse};
   "initialize": {params: InitializeParams; result: InitializeResponse};
   "observe/list": {params: ObserveListParams; result: ObserveListResponse};
   "observe/read": {params: ObservedReadParams; result: ReadResponse};
@@ -796,6 +1148,7 @@ export interface Methods {
 export interface Notifications {
   "command/exec/exited": {params: ExecExitedNotification};
   "command/exec/outputDelta": {params: ExecOutputDeltaNotification};
+  "fs/changed": {params: ChangedNotification};
   "initialized": {params: unknown};
   "process/closed": {params: ClosedNotification};
   "process/exited": {params: ExitedNotification};
