@@ -28,9 +28,9 @@ use tokio::task::JoinSet;
 
 use crate::Server;
 use crate::context::Context;
-use crate::frames::BinaryFrames;
 use crate::error::ApiError;
 use crate::forwarder::Target;
+use crate::frames::BinaryFrames;
 use crate::router::{self, Deferred, Reply};
 
 /// What a transport hands to the connection.

@@ -127,6 +127,9 @@ pub(crate) struct Session {
     state: Mutex<SessionState>,
     /// Every process group this session started, killed when it ends.
     pub groups: ProcessGroups,
+    /// Changes whenever the session is attached or detached, so that
+    /// forwarders re-read [`Session::out`] only then, not per chunk.
+    attachment: AtomicU64,
 }
 
 pub(crate) struct SessionState {
@@ -171,6 +174,7 @@ impl Session {
                 client_name: String::new(),
             }),
             groups: ProcessGroups::new(),
+            attachment: AtomicU64::new(0),
         });
         server
             .sessions()
@@ -196,6 +200,7 @@ impl Session {
             expiry.abort();
         }
         state.out = Some(out);
+        session.attachment.fetch_add(1, Ordering::Release);
         drop(state);
         Ok(session)
     }
@@ -216,6 +221,11 @@ impl Session {
     /// Where notifications go right now; `None` while detached.
     pub fn out(&self) -> Option<mpsc::Sender<ServerMessage>> {
         self.lock().out.clone()
+    }
+
+    /// A number that changes whenever [`Session::out`] may have changed.
+    pub fn attachment(&self) -> u64 {
+        self.attachment.load(Ordering::Acquire)
     }
 
     pub fn running_count(&self) -> usize {
@@ -293,6 +303,7 @@ impl Session {
     pub fn detach(self: &Arc<Self>) {
         let mut state = self.lock();
         state.out = None;
+        self.attachment.fetch_add(1, Ordering::Release);
         let mut keep = Vec::new();
         for entry in state.processes.values() {
             if entry.detachable() && !entry.is_closed() {
@@ -330,6 +341,7 @@ impl Session {
             }
             state.ended = true;
             state.out = None;
+            self.attachment.fetch_add(1, Ordering::Release);
             if let Some(expiry) = state.expiry.take() {
                 expiry.abort();
             }

@@ -28,9 +28,12 @@ pub(crate) async fn initialize(
     // Only once the handshake succeeded. From here on the transport writes
     // output as binary frames, whenever it was queued: a client that asks
     // reads both kinds from the moment it sends `initialize`.
-    let capabilities = params.capabilities.as_ref().map(|asked| ServerCapabilities {
-        binary_frames: asked.binary_frames && cx.turn_on_binary_frames(),
-    });
+    let capabilities = params
+        .capabilities
+        .as_ref()
+        .map(|asked| ServerCapabilities {
+            binary_frames: asked.binary_frames && cx.turn_on_binary_frames(),
+        });
     let config = cx.config();
     Ok(InitializeResponse {
         protocol_version: exec_server_protocol::PROTOCOL_VERSION.to_string(),

@@ -38,8 +38,8 @@ use tokio_rustls::server::TlsStream;
 
 use super::{JsonRpcEcho, WRITE_BATCH_BYTES, decode_incoming};
 use crate::fleet::{self, PathPrefix, PathTarget};
-use crate::security::{AccessPolicy, Refusal};
 use crate::frames::BinaryFrames;
+use crate::security::{AccessPolicy, Refusal};
 use crate::{INCOMING_CAPACITY, Incoming, OUTGOING_CAPACITY, Server, serve_connection_with};
 
 /// Websocket listener settings beyond the protocol's.
@@ -300,7 +300,10 @@ async fn write_frames(
         let mut batched = 0;
         let mut next = Some(message);
         while let Some(message) = next.take() {
-            let frame = match frames.is_on().then(|| binary::encode_server_frame(&message)) {
+            let frame = match frames
+                .is_on()
+                .then(|| binary::encode_server_frame(&message))
+            {
                 Some(Some(frame)) => {
                     batched += frame.len();
                     Message::Binary(frame.into())
