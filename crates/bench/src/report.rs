@@ -347,7 +347,7 @@ mod tests {
             .baseline("raw", Summary::of(&[10.0]))
             .target(Target::RatioAtMost(1.0));
         assert_eq!((row.ratio(), row.target_met()), (None, None));
-        assert!(table(&[row.clone()]).contains("skipped: websocketd not installed"));
+        assert!(table(std::slice::from_ref(&row)).contains("skipped: websocketd not installed"));
         assert_eq!(row.to_json()["ours"], Value::Null);
     }
 }

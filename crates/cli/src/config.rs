@@ -15,6 +15,19 @@ use exec_server_service::security::{AccessPolicy, AuthToken};
 use exec_server_service::transport::websocket::WebSocketOptions;
 use serde::Deserialize;
 
+/// The name of the environment variable that may carry the token, as a
+/// literal for `concat!` in help texts; use [`TOKEN_ENV`] elsewhere.
+macro_rules! token_env {
+    () => {
+        "EXEC_SERVER_AUTH_TOKEN"
+    };
+}
+pub(crate) use token_env;
+
+/// The environment variable that may carry the token, for the server
+/// (`--auth-token-file`) and for clients (`--token-file`) alike.
+pub const TOKEN_ENV: &str = token_env!();
+
 /// Limits and defaults (SPEC 3.3). Every flag can also be set in `--config`.
 #[derive(Debug, Default, Args)]
 pub struct ServerFlags {
@@ -46,8 +59,11 @@ pub struct ServerFlags {
     #[arg(long, value_name = "MS")]
     pub shutdown_grace_ms: Option<u64>,
 
-    /// File holding the bearer token websocket clients must present (or set EXEC_SERVER_AUTH_TOKEN).
-    #[arg(long, value_name = "PATH")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        help = concat!("File holding the bearer token websocket clients must present (or set ", token_env!(), ").")
+    )]
     pub auth_token_file: Option<PathBuf>,
 
     /// Allow browser pages from this origin (e.g. https://ide.example.com); repeatable.
@@ -114,9 +130,6 @@ pub struct Settings {
     pub insecure_no_auth: bool,
 }
 
-/// The environment variable that may carry the token.
-pub const TOKEN_ENV: &str = "EXEC_SERVER_AUTH_TOKEN";
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 struct FileConfig {
@@ -158,10 +171,7 @@ fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
 impl ServerFlags {
     /// Merges flags, file, environment and defaults, and checks the values.
     pub fn settings(&self) -> anyhow::Result<Settings> {
-        let file = match &self.config {
-            Some(path) => read_file(path)?,
-            None => FileConfig::default(),
-        };
+        let file = self.load_file()?;
         let token = match self
             .auth_token_file
             .as_ref()
@@ -222,14 +232,19 @@ impl ServerFlags {
         })
     }
 
-    /// Merges flags, file and defaults for the protocol limits.
+    /// The `--config` file's settings, or none without one: read once,
+    /// here, for every setting.
+    fn load_file(&self) -> anyhow::Result<FileConfig> {
+        match &self.config {
+            Some(path) => read_file(path),
+            None => Ok(FileConfig::default()),
+        }
+    }
+
+    /// The protocol limits from flags, file and defaults.
     #[cfg(test)]
-    pub fn resolve(&self) -> anyhow::Result<ServerConfig> {
-        let file = match &self.config {
-            Some(path) => read_file(path)?,
-            None => FileConfig::default(),
-        };
-        self.resolve_with(&file)
+    fn resolve(&self) -> anyhow::Result<ServerConfig> {
+        self.settings().map(|settings| settings.server)
     }
 
     fn resolve_with(&self, file: &FileConfig) -> anyhow::Result<ServerConfig> {

@@ -1,8 +1,15 @@
 //! The `exec-server` binary: parses flags into a [`ServerConfig`], starts the
-//! chosen transport, and turns SIGINT/SIGTERM into a clean shutdown that
-//! kills every child before exiting 0. With `--shutdown-grace-ms`, a
-//! websocket server first drains for the grace (`/readyz` answers 503,
-//! attached clients keep working; see `exec_server_service::fleet`).
+//! chosen transport, and turns SIGINT/SIGTERM (or the end of stdin) into
+//! the server's shutdown (`Server::shut_down`, see
+//! `exec_server_service::lifecycle`): with `--shutdown-grace-ms`, a
+//! websocket server drains for the grace (`/readyz` answers 503, attached
+//! clients keep working), then every process group gets SIGTERM and the
+//! grace before SIGKILL, then every connection flushes and closes; a
+//! second signal skips the waits. It exits 0 once that is done.
+//!
+//! `run` and `mcp` are front-ends over the client (`run.rs`, `remote.rs`).
+//! Every mode logs through `logging` and runs on the one runtime of
+//! [`block_on`].
 //!
 //! Exit statuses: 0 after a clean shutdown (end of stdin in stdio mode, or
 //! SIGINT/SIGTERM); 2 for unusable flags (clap's convention, also used for
@@ -13,14 +20,14 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
-use exec_server_service::fleet;
 use exec_server_service::transport::{stdio, websocket};
-use exec_server_service::{ListenAddress, Server};
-use tokio::signal::unix::{SignalKind, signal};
+use exec_server_service::{ListenAddress, Server, ShutdownOptions};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 mod config;
 mod cp;
 mod generate;
+mod logging;
 mod remote;
 mod run;
 mod sandbox_flags;
@@ -105,7 +112,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging();
+    logging::init();
     let settings = match args
         .server
         .settings()
@@ -117,20 +124,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("exec-server: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(serve(listen, settings));
-    // Do not wait for the blocking thread that may still be reading stdin.
-    runtime.shutdown_background();
-    match result {
+    match block_on(serve(listen, settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("exec-server: {error:#}");
@@ -139,37 +133,28 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr (stdout carries protocol messages); `RUST_LOG` sets
-/// the level, `warn` by default.
-fn init_logging() {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+/// Runs `future` on a new multi-threaded runtime: the one runtime builder
+/// of the binary (server, `run`, `mcp`). The runtime is shut down without
+/// waiting for its blocking threads: one may be blocked reading stdin, a
+/// read nothing will ever end.
+pub(crate) fn block_on<T>(future: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(future);
+    runtime.shutdown_background();
+    result
 }
 
 /// `exec-server mcp`: stdout belongs to the MCP protocol; logs go to stderr.
 fn mcp_main(args: McpArgs) -> ExitCode {
-    init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("exec-server mcp: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async {
+    logging::init();
+    let result = block_on(async {
         let sandbox = args.sandbox.request()?;
         let client = args.server.connect("exec-server mcp").await?;
         exec_server_mcp::serve_stdio_with_sandbox(client, sandbox).await
     });
-    runtime.shutdown_background();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -217,76 +202,95 @@ fn check_exposure(
 
 async fn serve(listen: ListenAddress, settings: config::Settings) -> anyhow::Result<()> {
     let server = Server::new(settings.server);
-    let websocket = listen.socket_address().is_some();
-    let grace = server.config().shutdown_grace;
-    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut terminate =
-        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let serving = async {
-        match listen {
-            ListenAddress::Stdio => {
-                stdio::serve_stdio(server.clone()).await;
-                Ok(())
+    let mut signals = StopSignals::install()?;
+    // A listener may be behind a balancer, so it drains before it stops;
+    // stdio has its one client and nothing to drain.
+    let drain = listen.socket_address().is_some();
+    let config::Settings { websocket, tls, .. } = settings;
+    let mut listening = tokio::spawn(listen_on(server.clone(), listen, websocket, tls));
+    let (result, signalled) = tokio::select! {
+        // Stdio input ended, or the listener failed.
+        joined = &mut listening => match joined {
+            Ok(result) => (result, false),
+            Err(error) => (Err(anyhow::anyhow!("the listener failed: {error}")), false),
+        },
+        () = signals.next() => (Ok(()), true),
+    };
+    let options = ShutdownOptions {
+        drain: drain && signalled,
+    };
+    // A second signal hurries the shutdown along (no drain, no grace).
+    let report = server.shut_down(options, signals.next()).await;
+    tracing::info!(
+        process_groups = report.process_groups,
+        unfinished_connections = report.unfinished_connections,
+        "shut down"
+    );
+    result
+}
+
+/// Serves `listen` until its input ends (stdio) or the server starts
+/// terminating (a websocket listener stops accepting then; see
+/// `exec_server_service::lifecycle`).
+async fn listen_on(
+    server: Server,
+    listen: ListenAddress,
+    options: websocket::WebSocketOptions,
+    tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+) -> anyhow::Result<()> {
+    let address = match listen {
+        ListenAddress::Stdio => {
+            stdio::serve_stdio(server).await;
+            return Ok(());
+        }
+        ListenAddress::WebSocket(address) | ListenAddress::SecureWebSocket(address) => address,
+    };
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address}"))?;
+    let bound = listener.local_addr().context("reading the bound address")?;
+    let served = match tls {
+        Some((cert, key)) => {
+            let tls = websocket::load_tls_config(&cert, &key)?;
+            let listener = websocket::TlsListener::new(listener, tls)?;
+            eprintln!("exec-server listening on wss://{bound}");
+            if options.web {
+                eprintln!("exec-server browser terminal at https://{bound}/");
             }
-            ListenAddress::WebSocket(address) | ListenAddress::SecureWebSocket(address) => {
-                let listener = tokio::net::TcpListener::bind(address)
-                    .await
-                    .with_context(|| format!("cannot listen on {address}"))?;
-                let bound = listener.local_addr().context("reading the bound address")?;
-                let served = match &settings.tls {
-                    Some((cert, key)) => {
-                        let tls = websocket::load_tls_config(cert, key)?;
-                        let listener = websocket::TlsListener::new(listener, tls)?;
-                        eprintln!("exec-server listening on wss://{bound}");
-                        if settings.websocket.web {
-                            eprintln!("exec-server browser terminal at https://{bound}/");
-                        }
-                        websocket::serve_websocket_with(
-                            server.clone(),
-                            listener,
-                            settings.websocket.clone(),
-                        )
-                        .await
-                    }
-                    None => {
-                        eprintln!("exec-server listening on ws://{bound}");
-                        if settings.websocket.web {
-                            eprintln!("exec-server browser terminal at http://{bound}/");
-                        }
-                        websocket::serve_websocket_tcp(
-                            server.clone(),
-                            listener,
-                            settings.websocket.clone(),
-                        )
-                        .await
-                    }
-                };
-                served.context("websocket server failed")
+            websocket::serve_websocket_with(server, listener, options).await
+        }
+        None => {
+            eprintln!("exec-server listening on ws://{bound}");
+            if options.web {
+                eprintln!("exec-server browser terminal at http://{bound}/");
             }
+            websocket::serve_websocket_tcp(server, listener, options).await
         }
     };
-    let mut serving = std::pin::pin!(serving);
-    let signalled = tokio::select! {
-        result = &mut serving => Some(result),
-        _ = interrupt.recv() => None,
-        _ = terminate.recv() => None,
-    };
-    let result = match signalled {
-        Some(result) => result,
-        // A graceful shutdown of a websocket server drains first: new
-        // sessions go elsewhere, attached clients keep working for the
-        // grace. A second signal cuts it short.
-        None if websocket && !grace.is_zero() => tokio::select! {
-            result = &mut serving => result,
-            () = fleet::drain(&server, grace) => Ok(()),
-            _ = interrupt.recv() => Ok(()),
-            _ = terminate.recv() => Ok(()),
-        },
-        None => Ok(()),
-    };
-    let killed = server.shut_down().await;
-    tracing::info!(killed, "shutting down");
-    result
+    served.context("websocket server failed")
+}
+
+/// SIGINT and SIGTERM: the first starts the shutdown, the next hurries it.
+struct StopSignals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl StopSignals {
+    fn install() -> anyhow::Result<StopSignals> {
+        Ok(StopSignals {
+            interrupt: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            terminate: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+        })
+    }
+
+    /// Resolves at the next SIGINT or SIGTERM.
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use exec_server_client::{ClientOptions, ExecServerClient, WebSocketConnectArgs};
 
+use crate::config::{TOKEN_ENV, token_env};
+
 /// `--connect`, `--token-file`, `--ca-cert`: shared by `run` and `mcp`.
 #[derive(Debug, Default, clap::Args)]
 pub struct ServerChoice {
@@ -13,8 +15,11 @@ pub struct ServerChoice {
     #[arg(long, value_name = "URL")]
     pub connect: Option<String>,
 
-    /// File with the server's bearer token (default: EXEC_SERVER_AUTH_TOKEN, if set).
-    #[arg(long, value_name = "FILE")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        help = concat!("File with the server's bearer token (default: ", token_env!(), ", if set).")
+    )]
     pub token_file: Option<PathBuf>,
 
     /// Extra CA certificate (PEM) to trust for wss://.
@@ -42,7 +47,7 @@ impl ServerChoice {
                     .trim()
                     .to_string(),
             ),
-            None => std::env::var("EXEC_SERVER_AUTH_TOKEN").ok(),
+            None => std::env::var(TOKEN_ENV).ok(),
         };
         let mut connect = WebSocketConnectArgs::new(url);
         connect.bearer_token = token.filter(|t| !t.is_empty());

@@ -90,17 +90,7 @@ pub struct RunArgs {
 
 /// Runs the command; never returns an error, only an exit status.
 pub fn main(args: RunArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => return fail(&format!("cannot start the async runtime: {error}")),
-    };
-    let result = runtime.block_on(run(args));
-    // Do not wait for the thread blocked reading local stdin.
-    runtime.shutdown_background();
-    match result {
+    match crate::block_on(run(args)) {
         Ok(status) => ExitCode::from(status),
         Err(error) => fail(&format!("{error:#}")),
     }

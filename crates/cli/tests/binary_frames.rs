@@ -144,7 +144,8 @@ async fn asked_for_binary_frames_output_and_writes_travel_as_raw_bytes() {
         assert_eq!(&frame[12..15], b"cat");
         echoed.extend_from_slice(&frame[15..]);
         // The protocol crate's decoder agrees.
-        let ServerNotification::ProcessOutput(output) = binary::decode_server_frame(&frame).unwrap()
+        let ServerNotification::ProcessOutput(output) =
+            binary::decode_server_frame(&frame).unwrap()
         else {
             panic!("not process output");
         };
@@ -190,8 +191,21 @@ async fn a_bad_binary_write_is_refused_with_its_reason_and_the_connection_goes_o
     let mut raw = Raw::connect(&server).await;
     raw.handshake(Some(json!({"binaryFrames": true}))).await;
     // An id length running past the end of the frame.
-    raw.send_binary(vec![binary::PROCESS_WRITE, 0, 0, 40, 0, 0, 0, 0, 0, 0, 0, 5])
-        .await;
+    raw.send_binary(vec![
+        binary::PROCESS_WRITE,
+        0,
+        0,
+        40,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        5,
+    ])
+    .await;
     let error = raw.json().await;
     assert_eq!(error["id"], Value::Null, "{error}");
     assert_eq!(error["error"]["code"], -32600, "{error}");
@@ -210,9 +224,7 @@ async fn a_bad_binary_write_is_refused_with_its_reason_and_the_connection_goes_o
         "{error}"
     );
     // Still serving.
-    assert!(
-        raw.call(13, "process/list", json!({})).await["result"]["processes"].is_array()
-    );
+    assert!(raw.call(13, "process/list", json!({})).await["result"]["processes"].is_array());
 }
 
 #[tokio::test]
@@ -267,7 +279,10 @@ async fn v0_output_comes_as_binary_frames_when_asked() {
             }
         }
     }
-    assert_eq!((stdout.as_slice(), stderr.as_slice()), (&b"out"[..], &b"err"[..]));
+    assert_eq!(
+        (stdout.as_slice(), stderr.as_slice()),
+        (&b"out"[..], &b"err"[..])
+    );
 }
 
 #[tokio::test]

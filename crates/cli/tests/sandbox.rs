@@ -422,3 +422,38 @@ fn exec_server_run_confines_the_command() {
     assert!(stdout.contains("Operation not permitted"), "{stdout}");
     assert!(!outside.path().join("outside").exists());
 }
+
+#[tokio::test]
+async fn the_files_api_obeys_the_server_sandbox_roots() {
+    let ws = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::create_dir(ws.path().join(".git")).unwrap();
+    std::fs::write(ws.path().join(".git/config"), "[core]\n").unwrap();
+    let mut rpc = client(&policy_args(ws.path())).await;
+    let write = |path: &Path| json!({"path": path.display().to_string(), "dataBase64": "aGk="});
+    rpc.ok("fs/writeFile", write(&ws.path().join("inside")))
+        .await;
+    assert_eq!(std::fs::read(ws.path().join("inside")).unwrap(), b"hi");
+    let refused = rpc
+        .err("fs/writeFile", write(&outside.path().join("x")))
+        .await;
+    assert_eq!(refused["code"], -32009, "{refused}");
+    assert!(!outside.path().join("x").exists());
+    let refused = rpc
+        .err("fs/writeFile", write(&ws.path().join(".git/config")))
+        .await;
+    assert_eq!(refused["code"], -32009, "{refused}");
+    assert_eq!(
+        std::fs::read_to_string(ws.path().join(".git/config")).unwrap(),
+        "[core]\n"
+    );
+    // Reads are not narrowed without `readableRoots`.
+    std::fs::write(outside.path().join("r"), "readable").unwrap();
+    let read = rpc
+        .ok(
+            "fs/readFile",
+            json!({"path": outside.path().join("r").display().to_string()}),
+        )
+        .await;
+    assert_eq!(unb64(&read["dataBase64"]), b"readable");
+}

@@ -90,6 +90,8 @@ pub struct Collected {
     pub exit: Option<ExitInfo>,
 }
 
+exec_server_protocol::index_by_stream!(Collected => Budgeted);
+
 #[cfg(test)]
 mod tests {
     use super::*;

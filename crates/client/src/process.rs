@@ -71,6 +71,8 @@ pub struct ProcessOutput {
     pub exit: ExitInfo,
 }
 
+exec_server_protocol::index_by_stream!(ProcessOutput => Vec<u8>);
+
 /// A process started through [`ExecServerClient::start`].
 ///
 /// Its events arrive through a bounded channel: while nobody calls
@@ -266,11 +268,9 @@ impl RemoteProcess {
         let mut output = ProcessOutput::default();
         loop {
             match self.next_event().await.ok_or(ClientError::Closed)? {
-                ProcessEvent::Output { stream, chunk, .. } => match stream {
-                    ProcessStream::Stdout => output.stdout.extend_from_slice(&chunk),
-                    ProcessStream::Stderr => output.stderr.extend_from_slice(&chunk),
-                    ProcessStream::Pty => output.pty.extend_from_slice(&chunk),
-                },
+                ProcessEvent::Output { stream, chunk, .. } => {
+                    output[stream].extend_from_slice(&chunk)
+                }
                 ProcessEvent::Gap { .. } => {}
                 ProcessEvent::Exited { .. } => {
                     output.exit = self.exit.clone().expect("set by next_event");
@@ -316,11 +316,7 @@ impl RemoteProcess {
                 Ok(Some(event)) => event,
             };
             match event {
-                ProcessEvent::Output { stream, chunk, .. } => match stream {
-                    ProcessStream::Stdout => collected.stdout.push(&chunk),
-                    ProcessStream::Stderr => collected.stderr.push(&chunk),
-                    ProcessStream::Pty => collected.pty.push(&chunk),
-                },
+                ProcessEvent::Output { stream, chunk, .. } => collected[stream].push(&chunk),
                 ProcessEvent::Gap { dropped_bytes } => collected.dropped_bytes += dropped_bytes,
                 ProcessEvent::Exited { .. } => {
                     collected.exit = self.exit.clone();

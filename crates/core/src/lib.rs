@@ -10,9 +10,13 @@
 //!   channel (backpressure, never loss), reaps the child through a pidfd and
 //!   reports its exit after its output.
 //! - The stdin writer (`stdin`) feeds queued writes to the child.
-//! - [`ProcessGroups`] kills sets of process groups at cleanup time.
-//! - The watchdog (`watchdog`) is a helper process that kills every live
-//!   process group if the server itself is killed without cleaning up.
+//! - [`ProcessGroups`] (in [`groups`]) is the registry of live process
+//!   groups, each under its owner (a session): killed with the owner, at
+//!   shutdown with [`GracefulKill`] (SIGTERM, a grace, SIGKILL: the one
+//!   implementation, also behind `ProcessHandle::terminate`), forgotten
+//!   once empty. It alone feeds the watchdog (`watchdog`), a helper process
+//!   that kills every group still registered if the server itself is
+//!   killed without cleaning up.
 //! - [`sandbox`] confines a process and its descendants (Landlock, seccomp,
 //!   capabilities, read-only subpaths) when its config carries a
 //!   [`SandboxPolicy`]; the child applies it before `execve`.
@@ -34,7 +38,7 @@ mod spawn;
 mod stdin;
 mod watchdog;
 
-pub use groups::ProcessGroups;
+pub use groups::{GracefulKill, GroupOwner, ProcessGroups};
 pub use process::{
     ControlError, ExitStatus, OutputStream, Process, ProcessConfig, ProcessEvent, ProcessHandle,
     ScreenText, SpawnError, StdinMode, StdioMode, signal_name, signal_number, signal_process_group,

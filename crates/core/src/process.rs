@@ -21,6 +21,7 @@ use rustix::pipe::PipeFlags;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, watch};
 
+use crate::groups::GracefulKill;
 use crate::pty::{self, TerminalSize};
 use crate::pump::{self, PumpStreams};
 use crate::retention::{DEFAULT_RETAINED_BYTES, RetainedOutput, RetainedRead};
@@ -390,12 +391,13 @@ impl ProcessHandle {
             self.kill_group()?;
             return Ok(true);
         };
-        self.signal_group(libc::SIGTERM)?;
+        let kill = GracefulKill::start(vec![self.shared.pid], grace)?;
         let handle = self.clone();
         tokio::spawn(async move {
-            if tokio::time::timeout(grace, handle.wait()).await.is_err() {
-                let _ = handle.kill_group();
-            }
+            kill.finish(async move {
+                handle.wait().await;
+            })
+            .await
         });
         Ok(true)
     }

@@ -260,12 +260,6 @@ pub(crate) async fn run(
             }
         }
     }
-    // The group usually ends with its streams; if background jobs that
-    // closed their output remain, the watchdog keeps tracking the group.
-    let pgid = emitter.shared.pid;
-    if matches!(crate::process::signal_process_group(pgid, 0), Ok(false)) {
-        crate::watchdog::forget(pgid);
-    }
     let _ = emitter.events.send(ProcessEvent::Closed).await;
 }
 

@@ -290,7 +290,6 @@ fn spawn_on_this_thread(
             None => os_error,
         });
     }
-    crate::watchdog::track(pid);
     Ok(SpawnedChild { pid, pidfd })
 }
 

@@ -10,7 +10,9 @@
 //! It is forked once, on the first spawn, by the spawner thread. After the
 //! fork it runs only raw system calls on memory prepared before the fork
 //! (it is a copy of a multi-threaded process). It learns about groups
-//! through a pipe: 4-byte pgids, positive to add, negative to remove. It
+//! through a pipe: 4-byte pgids, positive to add, negative to remove,
+//! written only by the process-group registry ([`crate::ProcessGroups`]) as
+//! groups enter and leave it, so its table mirrors the registry. It
 //! detects the server's death as end-of-file on that pipe, whose only write
 //! end the server holds (close-on-exec, so children never inherit it). On a
 //! normal exit the server has already killed everything and the watchdog

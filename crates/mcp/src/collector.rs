@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use exec_server_client::{Budgeted, ClientError, ExecServerClient};
-use exec_server_protocol::process::{ProcessStream, ReadParams};
+use exec_server_protocol::process::ReadParams;
 use tokio::time::Instant;
 
 /// When to return.
@@ -39,6 +39,8 @@ pub struct Gathered {
     /// Why collection stopped.
     pub stopped: Stopped,
 }
+
+exec_server_protocol::index_by_stream!(Gathered => Budgeted);
 
 /// Why collection stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,11 +96,7 @@ pub async fn collect(
         let got_output = !read.chunks.is_empty();
         gathered.dropped_bytes += read.dropped_bytes;
         for chunk in &read.chunks {
-            match chunk.stream {
-                ProcessStream::Stdout => gathered.stdout.push(&chunk.chunk),
-                ProcessStream::Stderr => gathered.stderr.push(&chunk.chunk),
-                ProcessStream::Pty => gathered.pty.push(&chunk.chunk),
-            }
+            gathered[chunk.stream].push(&chunk.chunk);
         }
         gathered.cursor = gathered.cursor.max(read.next_seq);
         // `nextSeq` past the last chunk means this answer reached the newest

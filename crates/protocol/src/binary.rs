@@ -97,13 +97,7 @@ fn stream_code(stream: process::ProcessStream) -> u8 {
     }
 }
 
-fn header(
-    out: &mut Vec<u8>,
-    kind: u8,
-    byte1: u8,
-    id: &str,
-    number: u64,
-) -> Result<(), FrameError> {
+fn header(out: &mut Vec<u8>, kind: u8, byte1: u8, id: &str, number: u64) -> Result<(), FrameError> {
     let len = u16::try_from(id.len()).map_err(|_| FrameError::IdTooLong(id.len()))?;
     out.push(kind);
     out.push(byte1);
@@ -240,7 +234,8 @@ pub fn encode_write_frame(
     out.reserve(HEADER_BYTES + params.process_id.len() + params.chunk.len() + 2);
     header(out, PROCESS_WRITE, flags, &params.process_id, id)?;
     if let Some(write_id) = write_id {
-        let len = u16::try_from(write_id.len()).map_err(|_| FrameError::IdTooLong(write_id.len()))?;
+        let len =
+            u16::try_from(write_id.len()).map_err(|_| FrameError::IdTooLong(write_id.len()))?;
         out.put_u16(len);
         out.extend_from_slice(write_id.as_bytes());
     }

@@ -267,6 +267,52 @@ impl ProcessStream {
     }
 }
 
+/// Makes a struct with `stdout`, `stderr` and `pty` fields of one type
+/// indexable by [`ProcessStream`]: the one mapping from a stream to the
+/// place its output collects, so code that gathers output writes
+/// `collected[chunk.stream].push(&chunk.chunk)`.
+///
+/// ```
+/// # use exec_server_protocol::process::ProcessStream;
+/// #[derive(Default)]
+/// struct Output {
+///     stdout: Vec<u8>,
+///     stderr: Vec<u8>,
+///     pty: Vec<u8>,
+/// }
+/// exec_server_protocol::index_by_stream!(Output => Vec<u8>);
+///
+/// let mut output = Output::default();
+/// output[ProcessStream::Stderr].extend_from_slice(b"oops");
+/// assert_eq!(output.stderr, b"oops");
+/// ```
+#[macro_export]
+macro_rules! index_by_stream {
+    ($type:ty => $slot:ty) => {
+        impl ::std::ops::Index<$crate::process::ProcessStream> for $type {
+            type Output = $slot;
+
+            fn index(&self, stream: $crate::process::ProcessStream) -> &$slot {
+                match stream {
+                    $crate::process::ProcessStream::Stdout => &self.stdout,
+                    $crate::process::ProcessStream::Stderr => &self.stderr,
+                    $crate::process::ProcessStream::Pty => &self.pty,
+                }
+            }
+        }
+
+        impl ::std::ops::IndexMut<$crate::process::ProcessStream> for $type {
+            fn index_mut(&mut self, stream: $crate::process::ProcessStream) -> &mut $slot {
+                match stream {
+                    $crate::process::ProcessStream::Stdout => &mut self.stdout,
+                    $crate::process::ProcessStream::Stderr => &mut self.stderr,
+                    $crate::process::ProcessStream::Pty => &mut self.pty,
+                }
+            }
+        }
+    };
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OutputChunk {

@@ -16,7 +16,9 @@
 //!
 //! When the connection ends for any reason (end of input, transport error,
 //! protocol error) its session is detached: processes that must die are
-//! killed at once (SPEC 1.6, 3.2).
+//! killed at once (SPEC 1.6, 3.2). When the server shuts down
+//! ([`Phase::Closing`](crate::Phase::Closing)) the connection stops reading
+//! and ends its session instead: nothing will be left to resume.
 
 use exec_server_protocol::binary::BinaryWrite;
 use exec_server_protocol::methods::{Initialize, Initialized, Method, Notification};
@@ -93,6 +95,7 @@ pub async fn serve_connection_with(
     out: mpsc::Sender<ServerMessage>,
     binary_frames: Option<BinaryFrames>,
 ) {
+    let mut shutdown = server.lifecycle().shutdown();
     let mut cx = Context::new(server, out);
     cx.set_binary_frames(binary_frames);
     let mut connection = Connection {
@@ -100,7 +103,12 @@ pub async fn serve_connection_with(
         handshake: Handshake::New,
         deferred: JoinSet::new(),
     };
-    while let Some(message) = incoming.recv().await {
+    loop {
+        let message = tokio::select! {
+            message = incoming.recv() => message,
+            () = shutdown.closing() => None,
+        };
+        let Some(message) = message else { break };
         match connection.handle(message).await {
             Flow::Continue => {}
             Flow::Close(reason) => {
@@ -111,7 +119,11 @@ pub async fn serve_connection_with(
     }
     connection.deferred.abort_all();
     if let Some(session) = connection.cx.take_session() {
-        session.detach();
+        if shutdown.is_closing() {
+            session.end();
+        } else {
+            session.detach();
+        }
     }
 }
 

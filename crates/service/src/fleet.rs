@@ -21,17 +21,15 @@
 //!   is refused with `-32600` naming the owner ([`check_owner`]), never a
 //!   silently new session.
 //!
-//! [`Drain`] is the state a shutdown with a grace period moves through:
-//! from the first SIGTERM `/readyz` answers 503 (the balancer stops sending
+//! Draining is a phase of the server's lifecycle
+//! ([`Phase::Draining`](crate::Phase::Draining)): from the first SIGTERM
+//! with a grace period, `/readyz` answers 503 (the balancer stops sending
 //! new sessions) and upgrades on the unrouted path are refused with 503 (a
 //! balancer with `retry-on 503` sends them elsewhere), while attached
 //! connections and resumes by server id keep working until the grace ends.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
-use crate::Server;
 use crate::error::ApiError;
 use axum::http::StatusCode;
 
@@ -208,51 +206,11 @@ pub(crate) fn path_target(prefix: &PathPrefix, own: &ServerId, path: &str) -> Pa
     }
 }
 
-/// Whether the server is draining before a shutdown. Shared (cheaply
-/// cloned) by the signal handler that starts it and the HTTP routes that
-/// report and enforce it.
-#[derive(Clone, Debug, Default)]
-pub struct Drain(Arc<AtomicBool>);
-
-impl Drain {
-    /// Starts draining. Returns false if it had already started.
-    pub fn begin(&self) -> bool {
-        !self.0.swap(true, Ordering::SeqCst)
-    }
-
-    pub fn is_draining(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-/// How often [`drain`] looks whether every session has ended.
-const DRAIN_POLL: Duration = Duration::from_millis(50);
-
-/// The draining phase of a graceful shutdown: marks the server as
-/// draining, then returns when `grace` has passed or when no session is
-/// left on the server (attached or detached), whichever comes first. The
-/// listener keeps serving meanwhile; the caller cleans up afterwards.
-pub async fn drain(server: &Server, grace: Duration) {
-    if server.drain().begin() {
-        tracing::info!(
-            grace_ms = grace.as_millis() as u64,
-            "draining: /readyz answers 503"
-        );
-    }
-    let deadline = tokio::time::Instant::now() + grace;
-    // Sessions end on many paths (disconnects, TTLs, the last process of a
-    // detached session); a short poll bounded by the grace is simpler than
-    // a notification on each of them and costs nothing measurable.
-    while server.session_count() > 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + DRAIN_POLL)).await;
-    }
-}
-
 /// `GET /readyz`: 200 `ok ID` while the server takes new sessions, 503
 /// `draining ID` from the start of a drain. No authentication, nothing
 /// else revealed.
-pub(crate) fn readiness(own: &ServerId, drain: &Drain) -> (StatusCode, String) {
-    if drain.is_draining() {
+pub(crate) fn readiness(own: &ServerId, draining: bool) -> (StatusCode, String) {
+    if draining {
         (StatusCode::SERVICE_UNAVAILABLE, format!("draining {own}\n"))
     } else {
         (StatusCode::OK, format!("ok {own}\n"))
@@ -326,13 +284,10 @@ mod tests {
 
     #[test]
     fn readiness_turns_503_when_draining() {
-        let drain = Drain::default();
         let h1 = id("h1");
-        assert_eq!(readiness(&h1, &drain), (StatusCode::OK, "ok h1\n".into()));
-        assert!(drain.begin());
-        assert!(!drain.begin());
+        assert_eq!(readiness(&h1, false), (StatusCode::OK, "ok h1\n".into()));
         assert_eq!(
-            readiness(&h1, &drain),
+            readiness(&h1, true),
             (StatusCode::SERVICE_UNAVAILABLE, "draining h1\n".into())
         );
     }

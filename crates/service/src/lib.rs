@@ -15,7 +15,9 @@
 //! - [`transport`] turns bytes into [`Incoming`] messages and
 //!   [`ServerMessage`](exec_server_protocol::ServerMessage)s back into bytes:
 //!   newline-delimited stdio and websocket frames. A transport is a pair of
-//!   bounded channels; the handler never sees bytes or sockets.
+//!   bounded channels; the handler never sees bytes or sockets. Both run a
+//!   connection the same way and give its writer one bound
+//!   ([`transport::FINAL_FLUSH`]) after the end.
 //! - [`connection`] reads one connection's messages in order: the
 //!   handshake gate, one request at a time, answers deferred to their own
 //!   task (`process/wait`, long-poll `process/read`), the start of a new
@@ -38,13 +40,19 @@
 //!   policy, narrowed by the request's `sandbox` param).
 //! - `handlers::fs` implements the filesystem API (SPEC section 7) on
 //!   `exec-server-fs`; see docs/FILES.md.
-//! - [`Server`] is what all connections share: configuration, sessions and
-//!   the set of every live process group, killed on shutdown.
+//! - [`Server`] is what all connections share: configuration, sessions,
+//!   the one registry of live process groups (each under its session; it
+//!   also feeds the core's watchdog) and the [`lifecycle`].
+//! - [`lifecycle`] is the shutdown as a value: a phase (`Serving`,
+//!   `Draining`, `Terminating`, `Closing`) that the listener, connections
+//!   and sessions watch, and a tracker of connections;
+//!   [`Server::shut_down`] walks the phases and waits, bounded, for every
+//!   connection to finish its cleanup.
 //! - [`listen`] parses `--listen` URLs; [`security`] decides who may open
 //!   a websocket connection (origin and bearer token).
 //! - [`fleet`] is what a fleet of servers behind a load balancer needs:
 //!   the server id, routable endpoint paths, owner-stamped session ids and
-//!   the [`Drain`](fleet::Drain) state of a graceful shutdown.
+//!   `/readyz`, which answers 503 from the [`Phase::Draining`] on.
 //!
 //! **Adding a method**: an entry in
 //! [`for_each_method!`](exec_server_protocol::for_each_method) and an
@@ -58,6 +66,7 @@
 pub mod config;
 pub mod connection;
 pub mod fleet;
+pub mod lifecycle;
 pub mod listen;
 pub mod security;
 pub mod transport;
@@ -82,6 +91,7 @@ use tokio::sync::mpsc;
 
 pub use config::ServerConfig;
 pub use connection::{Incoming, serve_connection, serve_connection_with};
+pub use lifecycle::{Phase, ShutdownOptions, ShutdownReport};
 pub use listen::ListenAddress;
 
 /// State shared by every connection of one server. Cheap to clone.
@@ -93,11 +103,12 @@ pub struct Server {
 #[derive(Debug)]
 struct ServerInner {
     config: ServerConfig,
-    /// Every process group started by any connection and not yet known to
-    /// be empty. Killed on shutdown.
+    /// The one registry of process groups that may still have members,
+    /// each under its session; it also feeds the watchdog.
     groups: ProcessGroups,
     sessions: session::SessionRegistry,
-    drain: fleet::Drain,
+    /// Where a shutdown stands, and the connections it waits for.
+    lifecycle: lifecycle::Lifecycle,
 }
 
 impl Server {
@@ -107,18 +118,13 @@ impl Server {
                 config,
                 groups: ProcessGroups::new(),
                 sessions: session::SessionRegistry::default(),
-                drain: fleet::Drain::default(),
+                lifecycle: lifecycle::Lifecycle::default(),
             }),
         }
     }
 
     pub fn config(&self) -> &ServerConfig {
         &self.inner.config
-    }
-
-    /// Whether a graceful shutdown has begun (`/readyz` answers 503).
-    pub fn drain(&self) -> &fleet::Drain {
-        &self.inner.drain
     }
 
     /// Sessions alive on this server, attached or detached.
@@ -132,30 +138,6 @@ impl Server {
 
     pub(crate) fn sessions(&self) -> &session::SessionRegistry {
         &self.inner.sessions
-    }
-
-    /// Kills every process of every connection (SIGINT/SIGTERM path).
-    /// Returns how many process groups were signalled.
-    pub fn kill_all_processes(&self) -> usize {
-        self.inner.groups.kill_all().len()
-    }
-
-    /// Shutdown: with a grace period, SIGTERM every process group, wait
-    /// until they are gone or the grace ends, then SIGKILL what is left.
-    pub async fn shut_down(&self) -> usize {
-        let grace = self.inner.config.shutdown_grace;
-        if !grace.is_zero() {
-            let groups = self.inner.groups.signal_all(libc::SIGTERM);
-            let deadline = tokio::time::Instant::now() + grace;
-            while tokio::time::Instant::now() < deadline
-                && groups.iter().any(|&pgid| {
-                    matches!(exec_server_core::signal_process_group(pgid, 0), Ok(true))
-                })
-            {
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            }
-        }
-        self.kill_all_processes()
     }
 
     /// How many process groups may still have live members.
@@ -181,6 +163,10 @@ pub fn connect_in_process(
     let (incoming_tx, incoming_rx) = mpsc::channel(INCOMING_CAPACITY);
     let (outgoing_tx, outgoing_rx) = mpsc::channel(OUTGOING_CAPACITY);
     let server = server.clone();
-    tokio::spawn(async move { serve_connection(server, incoming_rx, outgoing_tx).await });
+    let guard = server.lifecycle().connection();
+    tokio::spawn(async move {
+        let _guard = guard;
+        serve_connection(server, incoming_rx, outgoing_tx).await
+    });
     (incoming_tx, outgoing_rx)
 }

@@ -236,6 +236,38 @@ pub(crate) fn info(config: &ServerConfig) -> SandboxInfo {
     }
 }
 
+/// The `fs/*` policy that matches a server's sandbox policy, so the files
+/// API can never reach what its sandboxed processes cannot: read-only
+/// everywhere, or writes beneath the writable roots minus their read-only
+/// subpaths; `readableRoots` narrows reads the same way. Processes may also
+/// read the system directories programs need to start (`SYSTEM_READABLE`);
+/// the files API does not need them and does not get them.
+pub fn fs_policy(policy: &SandboxPolicy) -> exec_server_fs::FsPolicy {
+    use exec_server_core::FilesystemAccess;
+    let read_only_subpaths = policy
+        .read_only_subpaths
+        .iter()
+        .map(|path| path.clone().into_os_string())
+        .collect();
+    let readable_roots = policy.readable_roots.clone().map(|mut roots| {
+        roots.extend(policy.writable_roots.iter().cloned());
+        roots
+    });
+    match policy.filesystem {
+        FilesystemAccess::Full => exec_server_fs::FsPolicy::unrestricted(),
+        FilesystemAccess::ReadOnly => exec_server_fs::FsPolicy {
+            readable_roots,
+            ..exec_server_fs::FsPolicy::read_only()
+        },
+        FilesystemAccess::WorkspaceWrite => exec_server_fs::FsPolicy {
+            readable_roots,
+            writable_roots: policy.writable_roots.clone(),
+            read_only_subpaths,
+            writes: true,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,37 +401,5 @@ mod tests {
             ..SandboxParams::default()
         });
         assert!(error.contains("`.git`"), "{error}");
-    }
-}
-
-/// The `fs/*` policy that matches a server's sandbox policy, so the files
-/// API can never reach what its sandboxed processes cannot: read-only
-/// everywhere, or writes beneath the writable roots minus their read-only
-/// subpaths; `readableRoots` narrows reads the same way. Processes may also
-/// read the system directories programs need to start (`SYSTEM_READABLE`);
-/// the files API does not need them and does not get them.
-pub fn fs_policy(policy: &SandboxPolicy) -> exec_server_fs::FsPolicy {
-    use exec_server_core::FilesystemAccess;
-    let read_only_subpaths = policy
-        .read_only_subpaths
-        .iter()
-        .map(|path| path.clone().into_os_string())
-        .collect();
-    let readable_roots = policy.readable_roots.clone().map(|mut roots| {
-        roots.extend(policy.writable_roots.iter().cloned());
-        roots
-    });
-    match policy.filesystem {
-        FilesystemAccess::Full => exec_server_fs::FsPolicy::unrestricted(),
-        FilesystemAccess::ReadOnly => exec_server_fs::FsPolicy {
-            readable_roots,
-            ..exec_server_fs::FsPolicy::read_only()
-        },
-        FilesystemAccess::WorkspaceWrite => exec_server_fs::FsPolicy {
-            readable_roots,
-            writable_roots: policy.writable_roots.clone(),
-            read_only_subpaths,
-            writes: true,
-        },
     }
 }

@@ -9,14 +9,19 @@
 //! started with `"detach"`, the session waits, its output going to
 //! retention only, until a new connection resumes it with
 //! `initialize {resumeSessionId}` or the detach TTL of its processes runs
-//! out, which kills them like the rest.
+//! out, which kills them like the rest. When the server shuts down, every
+//! session ends (see [`crate::lifecycle`]).
+//!
+//! A session's process groups live in the server's one registry
+//! ([`exec_server_core::ProcessGroups`]) under the session's
+//! [`GroupOwner`]; ending the session kills them there.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use exec_server_core::{ProcessGroups, ProcessHandle};
+use exec_server_core::{GroupOwner, ProcessHandle};
 use exec_server_protocol::ServerMessage;
 use exec_server_protocol::process::OnDisconnect;
 use tokio::sync::mpsc;
@@ -125,8 +130,9 @@ pub(crate) struct Session {
     pub public_ref: String,
     server: Server,
     state: Mutex<SessionState>,
-    /// Every process group this session started, killed when it ends.
-    pub groups: ProcessGroups,
+    /// The owner of this session's process groups in the server's
+    /// registry: they are killed when the session ends.
+    groups: GroupOwner,
     /// Changes whenever the session is attached or detached, so that
     /// forwarders re-read [`Session::out`] only then, not per chunk.
     attachment: AtomicU64,
@@ -173,7 +179,7 @@ impl Session {
                 ended: false,
                 client_name: String::new(),
             }),
-            groups: ProcessGroups::new(),
+            groups: server.groups().new_owner(),
             attachment: AtomicU64::new(0),
         });
         server
@@ -238,9 +244,7 @@ impl Session {
 
     /// Registers a started process under its id.
     pub fn insert(&self, entry: Arc<ProcessEntry>) {
-        let pid = entry.handle.pid();
-        self.groups.insert(pid);
-        self.server.groups().insert(pid);
+        self.server.groups().insert(self.groups, entry.handle.pid());
         self.lock().processes.insert(entry.id.clone(), entry);
     }
 
@@ -268,9 +272,9 @@ impl Session {
         state.exited.retain(|e| e != id);
     }
 
-    /// Called when a process's groups have no members left.
+    /// Called when a process is closed: its group is forgotten if no
+    /// member is left.
     pub fn forget_group_if_empty(&self, pgid: i32) {
-        self.groups.forget_if_empty(pgid);
         self.server.groups().forget_if_empty(pgid);
     }
 
@@ -347,9 +351,7 @@ impl Session {
             }
         }
         self.server.sessions().remove(&self.token);
-        for pgid in self.groups.kill_all() {
-            self.server.groups().remove(pgid);
-        }
+        self.server.groups().kill_owned_by(self.groups);
     }
 }
 
@@ -397,6 +399,14 @@ impl SessionRegistry {
 
     pub fn len(&self) -> usize {
         self.lock().len()
+    }
+
+    /// Ends every session (server shutdown).
+    pub fn end_all(&self) {
+        let sessions: Vec<Arc<Session>> = self.lock().values().cloned().collect();
+        for session in sessions {
+            session.end();
+        }
     }
 }
 

@@ -172,7 +172,7 @@ export class TerminalTab {
 
   /** Writes segments in order; resolves once xterm has parsed them. */
   async #show(segments, target) {
-    for (const segment of segments) {
+    for (const segment of coalesce(segments)) {
       if (segment.type === 'gap') {
         await this.#write(`\r\n\x1b[0;30;43m ⋯ ${segment.bytes} bytes dropped by retention ⋯ \x1b[0m\r\n`);
       } else if (segment.stream === 'stderr') {
@@ -274,4 +274,40 @@ function decodeBytes(base64) {
   const bytes = new Uint8Array(binary.length);
   for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
   return bytes;
+}
+
+/**
+ * Adjacent data segments of one stream as one segment: each write to xterm
+ * is parsed in its own turn, and a replay can hold tens of thousands of
+ * one-line chunks (a shell loop echoing numbers), which written one by one
+ * take minutes to show. xterm keeps its UTF-8 decoder state across writes,
+ * so joining bytes never splits or joins a character differently.
+ */
+function coalesce(segments) {
+  const out = [];
+  let run = [];
+  const flush = () => {
+    if (run.length === 1) out.push(run[0]);
+    if (run.length > 1) {
+      const bytes = new Uint8Array(run.reduce((total, segment) => total + segment.bytes.length, 0));
+      let at = 0;
+      for (const segment of run) {
+        bytes.set(segment.bytes, at);
+        at += segment.bytes.length;
+      }
+      out.push({type: 'data', stream: run[0].stream, bytes});
+    }
+    run = [];
+  };
+  for (const segment of segments) {
+    if (segment.type === 'data' && (run.length === 0 || run[0].stream === segment.stream)) {
+      run.push(segment);
+      continue;
+    }
+    flush();
+    if (segment.type === 'data') run.push(segment);
+    else out.push(segment);
+  }
+  flush();
+  return out;
 }

@@ -125,12 +125,20 @@ class InitializeParams(TypedDict):
     capabilities: NotRequired[ClientCapabilities | None]
 
 
+class FsLimits(TypedDict):
+    maxReadBytes: int
+    maxHandles: int
+    maxWatches: int
+    maxEntries: int
+
+
 class ServerLimits(TypedDict):
     maxMessageBytes: int
     maxProcessesPerConnection: int
     retainedOutputBytes: int
     maxExitedRecords: int
     detachTtlMs: int
+    fs: NotRequired[FsLimits | None]
 
 
 class InitializeResponse(TypedDict):

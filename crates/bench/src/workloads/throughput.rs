@@ -67,11 +67,7 @@ fn measure(
     let connections = bench.runtime.block_on(bench.connections())?;
     // The peer streams the same pipe output (no PTY: websocketd has none).
     let peer = match (tty, peers::websocketd()) {
-        (false, Some(binary)) => Some(Websocketd::start(
-            &binary,
-            &raw::head_argv(bytes),
-            false,
-        )?),
+        (false, Some(binary)) => Some(Websocketd::start(&binary, &raw::head_argv(bytes), false)?),
         _ => None,
     };
     let mut peer_figures = PathFigures::default();
@@ -89,7 +85,9 @@ fn measure(
                 .runtime
                 .block_on(peers::read_all(&peer.url, bytes))
                 .context("pipe output through websocketd")?;
-            peer_figures.rates.push(megabytes_per_second(bytes, elapsed));
+            peer_figures
+                .rates
+                .push(megabytes_per_second(bytes, elapsed));
             peer_figures
                 .client_cpu
                 .push(per_gib(raw::cpu_time(None)? - client_before));

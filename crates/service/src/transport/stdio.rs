@@ -2,19 +2,14 @@
 //! or any reader and writer (tests use in-memory pipes).
 
 use std::io;
-use std::time::Duration;
 
 use exec_server_protocol::ServerMessage;
 use exec_server_protocol::wire::encode_server_message;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
-use super::{JsonRpcEcho, WRITE_BATCH_BYTES, decode_incoming};
-use crate::{INCOMING_CAPACITY, Incoming, OUTGOING_CAPACITY, Server, serve_connection};
-
-/// How long the writer may keep flushing after the input ended (exit
-/// notifications of the processes killed at the end).
-const FINAL_FLUSH: Duration = Duration::from_secs(2);
+use super::{JsonRpcEcho, WRITE_BATCH_BYTES, WriterEnd, decode_incoming, run_connection};
+use crate::{Incoming, Server};
 
 /// Serves one connection over the process's stdin and stdout.
 pub async fn serve_stdio(server: Server) {
@@ -22,31 +17,23 @@ pub async fn serve_stdio(server: Server) {
 }
 
 /// Serves one connection over any byte stream pair, one JSON message per
-/// line. Returns when the input ends and the output is flushed.
+/// line. Returns when the input ends (or the server shuts down) and the
+/// output is flushed, within [`super::FINAL_FLUSH`].
 pub async fn serve_lines<R, W>(server: Server, reader: R, writer: W)
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (incoming_tx, incoming_rx) = mpsc::channel(INCOMING_CAPACITY);
-    let (outgoing_tx, outgoing_rx) = mpsc::channel(OUTGOING_CAPACITY);
     let echo = JsonRpcEcho::default();
     let max = server.config().max_message_bytes;
-    let read_task = tokio::spawn(read_lines(
-        BufReader::new(reader),
-        incoming_tx,
-        max,
-        echo.clone(),
-    ));
-    let mut write_task = tokio::spawn(write_lines(writer, outgoing_rx, echo));
-    serve_connection(server, incoming_rx, outgoing_tx).await;
-    read_task.abort();
-    if tokio::time::timeout(FINAL_FLUSH, &mut write_task)
-        .await
-        .is_err()
-    {
-        write_task.abort();
-    }
+    let read_echo = echo.clone();
+    run_connection(
+        server,
+        None,
+        move |incoming| read_lines(BufReader::new(reader), incoming, max, read_echo),
+        move |outgoing, end| write_lines(writer, outgoing, echo, end),
+    )
+    .await
 }
 
 /// One line read with a length limit.
@@ -132,9 +119,10 @@ async fn write_lines<W: AsyncWrite + Unpin>(
     mut writer: W,
     mut outgoing: mpsc::Receiver<ServerMessage>,
     echo: JsonRpcEcho,
+    mut end: WriterEnd,
 ) {
     let mut batch = Vec::with_capacity(64 * 1024);
-    while let Some(message) = outgoing.recv().await {
+    while let Some(message) = end.next(&mut outgoing).await {
         batch.clear();
         encode_server_message(&message, echo.enabled(), &mut batch);
         batch.push(b'\n');

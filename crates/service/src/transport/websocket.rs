@@ -23,7 +23,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -36,11 +36,11 @@ use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
-use super::{JsonRpcEcho, WRITE_BATCH_BYTES, decode_incoming};
+use super::{JsonRpcEcho, WRITE_BATCH_BYTES, WriterEnd, decode_incoming, run_connection};
 use crate::fleet::{self, PathPrefix, PathTarget};
 use crate::frames::BinaryFrames;
 use crate::security::{AccessPolicy, Refusal};
-use crate::{INCOMING_CAPACITY, Incoming, OUTGOING_CAPACITY, Server, serve_connection_with};
+use crate::{Incoming, Server};
 
 /// Websocket listener settings beyond the protocol's.
 #[derive(Clone, Debug)]
@@ -95,7 +95,8 @@ fn router(server: Server, options: WebSocketOptions) -> Router {
 }
 
 async fn readyz(State(state): State<WsState>) -> (StatusCode, String) {
-    fleet::readiness(&state.server.config().server_id, state.server.drain())
+    let draining = state.server.lifecycle().is_draining();
+    fleet::readiness(&state.server.config().server_id, draining)
 }
 
 /// Serves websocket connections on `listener` with default options (no
@@ -123,7 +124,10 @@ pub async fn serve_websocket_tcp(
     serve_websocket_with(server, listener, options).await
 }
 
-/// Serves websocket connections on any listener (plain TCP or [`TlsListener`]).
+/// Serves websocket connections on any listener (plain TCP or
+/// [`TlsListener`]) until the server starts terminating (see
+/// [`crate::lifecycle`]): then it stops accepting and returns `Ok`, and
+/// the open connections close when the server tells them to.
 pub async fn serve_websocket_with<L>(
     server: Server,
     listener: L,
@@ -133,7 +137,10 @@ where
     L: axum::serve::Listener,
     L::Addr: std::fmt::Debug,
 {
-    axum::serve(listener, router(server, options)).await
+    let app = router(server.clone(), options);
+    let serving = axum::serve(listener, app).into_future();
+    let stopped = server.lifecycle().until_terminating(serving).await;
+    stopped.unwrap_or(Ok(()))
 }
 
 /// The frame size beyond which the websocket library itself closes the
@@ -190,7 +197,7 @@ async fn upgrade(
     let own = &state.server.config().server_id;
     match fleet::path_target(&state.options.path_prefix, own, uri.path()) {
         PathTarget::ThisServer => {}
-        PathTarget::Pool if state.server.drain().is_draining() => {
+        PathTarget::Pool if state.server.lifecycle().is_draining() => {
             let body = format!("server {own} is draining: start new sessions on another server\n");
             return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
         }
@@ -226,23 +233,18 @@ async fn upgrade(
 
 async fn serve_socket(server: Server, socket: WebSocket) {
     let (sink, stream) = socket.split();
-    let (incoming_tx, incoming_rx) = mpsc::channel(INCOMING_CAPACITY);
-    let (outgoing_tx, outgoing_rx) = mpsc::channel(OUTGOING_CAPACITY);
     let echo = JsonRpcEcho::default();
     let frames = BinaryFrames::default();
     let max = server.config().max_message_bytes;
-    let read_task = tokio::spawn(read_frames(
-        stream,
-        incoming_tx,
-        max,
-        echo.clone(),
-        frames.clone(),
-    ));
-    let write_task = tokio::spawn(write_frames(sink, outgoing_rx, echo, frames.clone()));
-    serve_connection_with(server, incoming_rx, outgoing_tx, Some(frames)).await;
-    read_task.abort();
-    // The writer ends once the forwarders of the killed processes finish.
-    let _ = write_task.await;
+    let read_echo = echo.clone();
+    let (read_switch, write_switch) = (frames.clone(), frames.clone());
+    run_connection(
+        server,
+        Some(frames),
+        move |incoming| read_frames(stream, incoming, max, read_echo, read_switch),
+        move |outgoing, end| write_frames(sink, outgoing, echo, write_switch, end),
+    )
+    .await
 }
 
 async fn read_frames(
@@ -295,8 +297,9 @@ async fn write_frames(
     mut outgoing: mpsc::Receiver<ServerMessage>,
     echo: JsonRpcEcho,
     frames: BinaryFrames,
+    mut end: WriterEnd,
 ) {
-    while let Some(message) = outgoing.recv().await {
+    while let Some(message) = end.next(&mut outgoing).await {
         let mut batched = 0;
         let mut next = Some(message);
         while let Some(message) = next.take() {
@@ -329,6 +332,19 @@ async fn write_frames(
             return;
         }
     }
+    // A clean close: 1001 tells a client that this server is going away
+    // (reconnect elsewhere), 1000 that the connection simply ended. The
+    // peer may have closed first, in which case this fails harmlessly.
+    let (code, reason) = if end.server_closing() {
+        (close_code::AWAY, "server shutting down")
+    } else {
+        (close_code::NORMAL, "")
+    };
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let _ = sink.send(Message::Close(Some(frame))).await;
     let _ = sink.close().await;
 }
 

@@ -232,11 +232,7 @@ impl Conn {
             match self.next_for(id).await {
                 ServerNotification::ProcessOutput(o) => {
                     r.seqs.push(o.seq);
-                    match o.stream {
-                        api::ProcessStream::Stdout => r.stdout.extend_from_slice(&o.chunk),
-                        api::ProcessStream::Stderr => r.stderr.extend_from_slice(&o.chunk),
-                        api::ProcessStream::Pty => r.pty.extend_from_slice(&o.chunk),
-                    }
+                    r[o.stream].extend_from_slice(&o.chunk);
                     r.order.push("output");
                 }
                 ServerNotification::ProcessExited(e) => {
@@ -296,6 +292,8 @@ pub struct Report {
     /// Order of notification kinds ("output", "exited", "closed").
     pub order: Vec<&'static str>,
 }
+
+exec_server_protocol::index_by_stream!(Report => Vec<u8>);
 
 /// `process/start` params running `script` with `/bin/sh`.
 pub fn start(script: &str) -> StartParams {
