@@ -196,7 +196,7 @@ fn choose_transports(names: &[String]) -> anyhow::Result<Vec<Transport>> {
                 .into_iter()
                 .find(|t| t.name() == name)
                 .with_context(|| {
-                    format!("unknown transport `{name}`; expected in-process, stdio or websocket")
+                    format!("unknown transport `{name}`; expected in-process, stdio, websocket or websocket-json")
                 })
         })
         .collect()

@@ -12,8 +12,8 @@ use exec_server_protocol::process::{
     WaitResponse,
 };
 use exec_server_protocol::v0::{
-    ExecParams, ExecResponse, InitializeParams, InitializeResponse, TerminateParams,
-    TerminateResponse, WriteParams, WriteResponse, method,
+    ClientCapabilities, ExecParams, ExecResponse, InitializeParams, InitializeResponse,
+    TerminateParams, TerminateResponse, WriteParams, WriteResponse, method,
 };
 use exec_server_protocol::{ClientMessage, RequestId, RpcError, ServerNotification};
 use exec_server_service::{Server, ServerConfig};
@@ -151,6 +151,17 @@ pub struct WebSocketConnectArgs {
     /// connections (HAProxy's `timeout tunnel`, cloud balancers' idle
     /// timeouts) keep a quiet session open. `None`: no pings.
     pub keepalive: Option<Duration>,
+    /// Ask for binary output frames (`schema/binary-frames.md`): output
+    /// arrives as raw bytes behind a small header instead of base64 in
+    /// JSON. A server that does not offer them answers in JSON as before.
+    pub binary_frames: bool,
+}
+
+/// What a websocket client asks for in `initialize`.
+pub(crate) fn capabilities(args: &WebSocketConnectArgs) -> Option<ClientCapabilities> {
+    args.binary_frames.then_some(ClientCapabilities {
+        binary_frames: true,
+    })
 }
 
 impl WebSocketConnectArgs {
@@ -164,6 +175,7 @@ impl WebSocketConnectArgs {
             reconnect: None,
             ca_pem: None,
             keepalive: None,
+            binary_frames: true,
         }
     }
 }
@@ -222,15 +234,16 @@ impl ExecServerClient {
         R: AsyncRead + Unpin + Send + 'static,
     {
         let (outbound, inbound) = transport::lines(writer, reader);
-        Self::start_connection(outbound, inbound, options, None).await
+        Self::start_connection(outbound, inbound, options, None, None).await
     }
 
     /// Connects to a websocket listener and performs the handshake.
     pub async fn connect_websocket(args: WebSocketConnectArgs) -> Result<Self, ClientError> {
         let (outbound, inbound) = transport::websocket(&args).await?;
         let options = args.options.clone();
+        let capabilities = capabilities(&args);
         let reconnect = args.reconnect.is_some().then_some(args);
-        Self::start_connection(outbound, inbound, options, reconnect).await
+        Self::start_connection(outbound, inbound, options, reconnect, capabilities).await
     }
 
     /// Starts a server inside this process (default configuration) and
@@ -251,6 +264,7 @@ impl ExecServerClient {
             Inbound::InProcess(outgoing),
             options,
             None,
+            None,
         )
         .await
     }
@@ -260,6 +274,7 @@ impl ExecServerClient {
         inbound: Inbound,
         options: ClientOptions,
         reconnect: Option<WebSocketConnectArgs>,
+        capabilities: Option<ClientCapabilities>,
     ) -> Result<Self, ClientError> {
         let routes = Arc::new(Mutex::new(Routes::new()));
         let inner = Arc::new(Inner {
@@ -277,7 +292,7 @@ impl ExecServerClient {
         let params = InitializeParams {
             client_name: options.client_name,
             resume_session_id: None,
-            ..Default::default()
+            capabilities,
         };
         let response: InitializeResponse = tokio::time::timeout(
             options.initialize_timeout,

@@ -428,7 +428,7 @@ async fn resume(
         let params = InitializeParams {
             client_name: args.options.client_name.clone(),
             resume_session_id: Some(token.clone()),
-            ..Default::default()
+            capabilities: crate::client::capabilities(args),
         };
         let request = ClientMessage::Request {
             id: id.clone(),

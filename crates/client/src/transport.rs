@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+use exec_server_protocol::binary;
 use exec_server_protocol::wire::DecodedClientMessage;
 use exec_server_protocol::wire::{
     DecodedServerMessage, decode_server_message, encode_client_message,
@@ -126,6 +128,21 @@ async fn forward_decoded(bytes: &[u8], tx: &mpsc::Sender<DecodedServerMessage>) 
     }
 }
 
+/// Decodes one binary output frame and passes it on as the notification it
+/// stands for; false when the dispatcher is gone or the frame is broken.
+async fn forward_frame(frame: &Bytes, tx: &mpsc::Sender<DecodedServerMessage>) -> bool {
+    match binary::decode_server_frame(frame) {
+        Ok(notification) => {
+            let message = ServerMessage::Notification(notification);
+            tx.send(DecodedServerMessage::Known(message)).await.is_ok()
+        }
+        Err(error) => {
+            tracing::error!(%error, "undecodable binary frame from the server; closing");
+            false
+        }
+    }
+}
+
 /// TLS settings for `wss://`: the system's roots plus any extra CA.
 fn tls_connector(ca_pem: Option<&[u8]>) -> Result<tokio_tungstenite::Connector, ClientError> {
     use rustls::pki_types::CertificateDer;
@@ -231,6 +248,11 @@ pub(crate) async fn websocket(
         while let Some(frame) = stream.next().await {
             let forwarded = match frame {
                 Ok(Message::Text(text)) => forward_decoded(text.as_bytes(), &in_tx).await,
+                // Output as binary frames when `initialize` turned them
+                // on; JSON in a binary message otherwise, as since v0.
+                Ok(Message::Binary(bytes)) if binary::is_binary_frame(&bytes) => {
+                    forward_frame(&bytes, &in_tx).await
+                }
                 Ok(Message::Binary(bytes)) => forward_decoded(&bytes, &in_tx).await,
                 Ok(Message::Close(_)) | Err(_) => false,
                 Ok(_) => true,
