@@ -870,6 +870,14 @@ export interface SnapshotResponse {
    */
   screenAnsi?: string | null;
   /**
+   * PTY: true when retention dropped output before a terminal emulator
+   * parsed it (the server's screen memory had no room to keep one), so
+   * `screen` and `screenAnsi` are rebuilt from what retention kept and
+   * may differ from what a terminal would show. False: the screen is
+   * exact, however much output `truncated` says was dropped.
+   */
+  screenApproximate?: boolean | null;
+  /**
    * The newest output seq this snapshot reflects (0 before any output):
    * continue with `process/read {afterSeq: seq}` to see every later byte
    * exactly once.

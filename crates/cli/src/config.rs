@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use exec_server_core::TerminalSize;
 use exec_server_service::ServerConfig;
 use exec_server_service::fleet::{PathPrefix, ServerId};
 use exec_server_service::security::{AccessPolicy, AuthToken};
+use exec_server_service::transport::listener::PendingLimits;
 use exec_server_service::transport::websocket::WebSocketOptions;
 use serde::Deserialize;
 
@@ -93,6 +95,37 @@ pub struct ServerFlags {
     /// Also serve a browser terminal at / on the websocket listener (http:// or https:// on the same port).
     #[arg(long)]
     pub web: bool,
+    /// Largest terminal height a client may ask for (process/start size, process/resize) [default: 1000].
+    #[arg(long, value_name = "ROWS")]
+    pub max_terminal_rows: Option<u16>,
+
+    /// Largest terminal width a client may ask for [default: 1000].
+    #[arg(long, value_name = "COLS")]
+    pub max_terminal_cols: Option<u16>,
+
+    /// Memory for terminal screens kept between snapshots and through dropped output, all processes together; beyond it screens are rebuilt per snapshot (approximate once output was dropped) [default: 134217728].
+    #[arg(long, value_name = "BYTES")]
+    pub screen_memory_bytes: Option<usize>,
+
+    /// Stdin bytes a process has not read yet, at most; a write beyond waits up to 5 s for room, then is refused [default: 1048576].
+    #[arg(long, value_name = "BYTES")]
+    pub stdin_queue_bytes: Option<usize>,
+
+    /// Running processes on the whole server, detached ones included [default: 4096].
+    #[arg(long, value_name = "N")]
+    pub max_processes: Option<usize>,
+
+    /// Close a websocket whose client has not initialized this long after the upgrade [default: 10000].
+    #[arg(long, value_name = "MS")]
+    pub initialize_timeout_ms: Option<u64>,
+
+    /// Time for a TLS handshake and for each HTTP request head before the upgrade [default: 5000].
+    #[arg(long, value_name = "MS")]
+    pub handshake_timeout_ms: Option<u64>,
+
+    /// Connections that have not upgraded to a websocket yet, at most (the oldest is closed beyond; also capped at a quarter of the open-files limit) [default: 256].
+    #[arg(long, value_name = "N")]
+    pub max_pending_connections: Option<usize>,
 
     /// Listen on a non-loopback address without a token. Anyone who can reach the port can run commands as this user.
     #[arg(long)]
@@ -160,6 +193,14 @@ struct FileConfig {
     fs_max_watches: Option<usize>,
     fs_max_watch_directories: Option<usize>,
     fs_max_entries: Option<usize>,
+    max_terminal_rows: Option<u16>,
+    max_terminal_cols: Option<u16>,
+    screen_memory_bytes: Option<usize>,
+    stdin_queue_bytes: Option<usize>,
+    max_processes: Option<usize>,
+    initialize_timeout_ms: Option<u64>,
+    handshake_timeout_ms: Option<u64>,
+    max_pending_connections: Option<usize>,
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -216,6 +257,24 @@ impl ServerFlags {
             Some(prefix) => PathPrefix::new(prefix)?,
             None => PathPrefix::default(),
         };
+        let pending_defaults = PendingLimits::default();
+        let pending = PendingLimits {
+            handshake_timeout: self
+                .handshake_timeout_ms
+                .or(file.handshake_timeout_ms)
+                .map(Duration::from_millis)
+                .unwrap_or(pending_defaults.handshake_timeout),
+            max_pending: self
+                .max_pending_connections
+                .or(file.max_pending_connections)
+                .unwrap_or(pending_defaults.max_pending),
+        };
+        if pending.handshake_timeout.is_zero() {
+            anyhow::bail!("--handshake-timeout-ms must be at least 1");
+        }
+        if pending.max_pending == 0 {
+            anyhow::bail!("--max-pending-connections must be at least 1");
+        }
         Ok(Settings {
             server: self.resolve_with(&file)?,
             websocket: WebSocketOptions {
@@ -226,6 +285,7 @@ impl ServerFlags {
                 max_connections,
                 path_prefix,
                 web: self.web || file.web,
+                pending,
             },
             tls,
             insecure_no_auth: self.insecure_no_auth || file.insecure_no_auth,
@@ -290,6 +350,33 @@ impl ServerFlags {
                 })?,
             fs_policy: defaults.fs_policy,
             fs_limits: self.fs_limits(file, defaults.fs_limits)?,
+            max_terminal_size: TerminalSize {
+                rows: self
+                    .max_terminal_rows
+                    .or(file.max_terminal_rows)
+                    .unwrap_or(defaults.max_terminal_size.rows),
+                cols: self
+                    .max_terminal_cols
+                    .or(file.max_terminal_cols)
+                    .unwrap_or(defaults.max_terminal_size.cols),
+            },
+            screen_memory_bytes: self
+                .screen_memory_bytes
+                .or(file.screen_memory_bytes)
+                .unwrap_or(defaults.screen_memory_bytes),
+            stdin_queue_bytes: self
+                .stdin_queue_bytes
+                .or(file.stdin_queue_bytes)
+                .unwrap_or(defaults.stdin_queue_bytes),
+            max_processes: self
+                .max_processes
+                .or(file.max_processes)
+                .unwrap_or(defaults.max_processes),
+            initialize_timeout: self
+                .initialize_timeout_ms
+                .or(file.initialize_timeout_ms)
+                .map(Duration::from_millis)
+                .unwrap_or(defaults.initialize_timeout),
         };
         // The files API obeys the same roots as the sandboxed processes.
         if let Some(policy) = &config.sandbox {
@@ -300,6 +387,18 @@ impl ServerFlags {
         }
         if config.max_processes_per_connection == 0 {
             anyhow::bail!("--max-processes-per-connection must be at least 1");
+        }
+        if config.max_terminal_size.rows == 0 || config.max_terminal_size.cols == 0 {
+            anyhow::bail!("--max-terminal-rows and --max-terminal-cols must be at least 1");
+        }
+        if !(1024..=u32::MAX as usize).contains(&config.stdin_queue_bytes) {
+            anyhow::bail!("--stdin-queue-bytes must be between 1024 and 4294967295");
+        }
+        if config.max_processes == 0 {
+            anyhow::bail!("--max-processes must be at least 1");
+        }
+        if config.initialize_timeout.is_zero() {
+            anyhow::bail!("--initialize-timeout-ms must be at least 1");
         }
         Ok(config)
     }

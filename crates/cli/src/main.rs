@@ -201,13 +201,22 @@ fn check_exposure(
 }
 
 async fn serve(listen: ListenAddress, settings: config::Settings) -> anyhow::Result<()> {
+    // Raised before anything opens descriptors; logged after the banner,
+    // which stays the first line on stderr.
+    let open_files = exec_server_core::limits::raise_open_files_limit();
     let server = Server::new(settings.server);
     let mut signals = StopSignals::install()?;
     // A listener may be behind a balancer, so it drains before it stops;
     // stdio has its one client and nothing to drain.
     let drain = listen.socket_address().is_some();
     let config::Settings { websocket, tls, .. } = settings;
-    let mut listening = tokio::spawn(listen_on(server.clone(), listen, websocket, tls));
+    let mut listening = tokio::spawn(listen_on(
+        server.clone(),
+        listen,
+        websocket,
+        tls,
+        open_files,
+    ));
     let (result, signalled) = tokio::select! {
         // Stdio input ended, or the listener failed.
         joined = &mut listening => match joined {
@@ -237,9 +246,11 @@ async fn listen_on(
     listen: ListenAddress,
     options: websocket::WebSocketOptions,
     tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    open_files: std::io::Result<exec_server_core::limits::OpenFilesLimit>,
 ) -> anyhow::Result<()> {
     let address = match listen {
         ListenAddress::Stdio => {
+            log_open_files_limit(&open_files);
             stdio::serve_stdio(server).await;
             return Ok(());
         }
@@ -249,23 +260,18 @@ async fn listen_on(
         .await
         .with_context(|| format!("cannot listen on {address}"))?;
     let bound = listener.local_addr().context("reading the bound address")?;
+    let scheme = if tls.is_some() { "s" } else { "" };
+    eprintln!("exec-server listening on ws{scheme}://{bound}");
+    if options.web {
+        eprintln!("exec-server browser terminal at http{scheme}://{bound}/");
+    }
+    log_open_files_limit(&open_files);
     let served = match tls {
         Some((cert, key)) => {
             let tls = websocket::load_tls_config(&cert, &key)?;
-            let listener = websocket::TlsListener::new(listener, tls)?;
-            eprintln!("exec-server listening on wss://{bound}");
-            if options.web {
-                eprintln!("exec-server browser terminal at https://{bound}/");
-            }
-            websocket::serve_websocket_with(server, listener, options).await
+            websocket::serve_websocket_tls(server, listener, tls, options).await
         }
-        None => {
-            eprintln!("exec-server listening on ws://{bound}");
-            if options.web {
-                eprintln!("exec-server browser terminal at http://{bound}/");
-            }
-            websocket::serve_websocket_tcp(server, listener, options).await
-        }
+        None => websocket::serve_websocket_tcp(server, listener, options).await,
     };
     served.context("websocket server failed")
 }
@@ -290,6 +296,21 @@ impl StopSignals {
             _ = self.interrupt.recv() => {}
             _ = self.terminate.recv() => {}
         }
+    }
+}
+
+/// Every connection, pipe and PTY costs a descriptor, so the server takes
+/// what the kernel allows (children get the original limit back, see
+/// `exec_server_core::limits`).
+fn log_open_files_limit(result: &std::io::Result<exec_server_core::limits::OpenFilesLimit>) {
+    match result {
+        Ok(limit) if limit.after > limit.before => tracing::info!(
+            from = limit.before,
+            to = limit.after,
+            "raised the open-files limit to the hard limit"
+        ),
+        Ok(limit) => tracing::info!(limit = limit.after, "open-files limit"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open-files limit"),
     }
 }
 

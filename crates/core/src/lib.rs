@@ -9,7 +9,14 @@
 //!   [`ProcessEvent`]s with per-process sequence numbers through a bounded
 //!   channel (backpressure, never loss), reaps the child through a pidfd and
 //!   reports its exit after its output.
-//! - The stdin writer (`stdin`) feeds queued writes to the child.
+//! - The stdin writer (`stdin`) feeds queued writes to the child; its
+//!   queue is bounded in bytes.
+//! - The screen (`screen`) of a PTY process is a terminal emulator built
+//!   from retention when a snapshot asks for it, or by the pump before
+//!   retention drops output, and kept only within a server-wide
+//!   [`ScreenBudget`]; a terminal size alone allocates nothing.
+//! - [`limits`] raises the open-files limit for the server and restores
+//!   the original one in every child.
 //! - [`ProcessGroups`] (in [`groups`]) is the registry of live process
 //!   groups, each under its owner (a session): killed with the owner, at
 //!   shutdown with [`GracefulKill`] (SIGTERM, a grace, SIGKILL: the one
@@ -26,6 +33,7 @@
 //! kills reach grandchildren and background jobs too.
 
 pub mod groups;
+pub mod limits;
 pub mod process;
 pub mod pty;
 pub mod retention;
@@ -48,3 +56,5 @@ pub use pty::TerminalSize;
 pub use pump::MAX_CHUNK_BYTES;
 pub use retention::{RetainedChunk, RetainedRead};
 pub use sandbox::{AppliedSandbox, FilesystemAccess, NetworkAccess, SandboxPolicy};
+pub use screen::{DEFAULT_SCREEN_MEMORY_BYTES, ScreenBudget, screen_bytes};
+pub use stdin::DEFAULT_STDIN_QUEUE_BYTES;

@@ -26,9 +26,9 @@ use crate::pty::{self, TerminalSize};
 use crate::pump::{self, PumpStreams};
 use crate::retention::{DEFAULT_RETAINED_BYTES, RetainedOutput, RetainedRead};
 use crate::sandbox::{self, AppliedSandbox, SandboxError, SandboxPolicy};
-use crate::screen::TerminalScreen;
+use crate::screen::{ScreenBudget, TerminalScreen};
 use crate::spawn::{self, ChildSpec, SandboxSpec};
-use crate::stdin::{self, StdinOp};
+use crate::stdin::{DEFAULT_STDIN_QUEUE_BYTES, StdinOp, StdinQueue};
 
 /// Which stream a chunk of output came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -76,6 +76,15 @@ pub struct ProcessConfig {
     pub timeout: Option<Duration>,
     /// Confine the process and its descendants (see [`crate::sandbox`]).
     pub sandbox: Option<SandboxPolicy>,
+    /// Bytes of stdin writes queued and not yet read by the child, at most
+    /// (see [`ProcessHandle::write_stdin`]).
+    pub stdin_queue_bytes: usize,
+    /// Where a PTY process's screen emulator may be kept between
+    /// snapshots and through output retention drops (default:
+    /// [`ScreenBudget::process_wide`]); `None` keeps none, so every
+    /// snapshot is rendered from retention and is approximate once
+    /// retention dropped output.
+    pub screen_budget: Option<ScreenBudget>,
 }
 
 impl ProcessConfig {
@@ -91,6 +100,8 @@ impl ProcessConfig {
             retained_bytes: DEFAULT_RETAINED_BYTES,
             timeout: None,
             sandbox: None,
+            stdin_queue_bytes: DEFAULT_STDIN_QUEUE_BYTES,
+            screen_budget: Some(ScreenBudget::process_wide()),
         }
     }
 }
@@ -218,12 +229,13 @@ pub struct ProcessHandle {
 pub(crate) struct Shared {
     pub pid: i32,
     pub terminal: Option<Arc<AsyncFd<OwnedFd>>>,
-    pub stdin: Option<mpsc::Sender<StdinOp>>,
+    pub stdin: Option<StdinQueue>,
     pub retained: Mutex<RetainedOutput>,
     pub exit: watch::Sender<Option<ExitStatus>>,
     /// The last seq sent (output or exit): waiters watch it for new output.
     pub progress: watch::Sender<u64>,
-    /// PTY processes: the emulated screen, fed from retention on demand.
+    /// PTY processes: the emulated screen, fed from retention on demand and
+    /// by the pump before retention drops output.
     pub screen: Option<Mutex<TerminalScreen>>,
     /// Set just before a timeout kills the group.
     pub timed_out: AtomicBool,
@@ -236,7 +248,9 @@ pub(crate) struct Shared {
 pub struct ScreenText {
     /// The visible rows, trailing blanks removed.
     pub lines: Vec<String>,
-    /// True when retention dropped output the screen would have needed.
+    /// True when retention dropped output the screen would have needed
+    /// before an emulator parsed it: the screen is then reconstructed from
+    /// what retention kept.
     pub approximate: bool,
     /// Bytes that redraw the screen on a fresh terminal of `size`
     /// (alternate screen, colours, cursor, input modes).
@@ -259,8 +273,6 @@ pub enum ControlError {
 /// Capacity of a process's event channel, in events (each up to
 /// [`pump::MAX_CHUNK_BYTES`]).
 const EVENT_CHANNEL_CAPACITY: usize = 16;
-/// Writes queued for a process's stdin before `write` waits.
-const STDIN_QUEUE_CAPACITY: usize = 64;
 
 impl ProcessHandle {
     /// The child's pid, which is also its process group id.
@@ -281,33 +293,47 @@ impl ProcessHandle {
         self.shared.sandbox.as_ref()
     }
 
-    /// Queues bytes for the child's stdin, in order. Waits only when many
-    /// writes are already queued and the child is not reading.
+    /// Queues bytes for the child's stdin, in order. Waits while the queue
+    /// holds [`ProcessConfig::stdin_queue_bytes`] the child has not read
+    /// yet. Cancel-safe: dropped while waiting, nothing was queued, so a
+    /// caller that bounds the wait can refuse the write and lose nothing.
     pub async fn write_stdin(&self, data: Bytes) -> Result<(), ControlError> {
-        let sender = self
+        let queue = self
             .shared
             .stdin
             .as_ref()
             .ok_or(ControlError::StdinClosed)?;
-        sender
+        queue
             .send(StdinOp::Write(data))
             .await
             .map_err(|_| ControlError::StdinClosed)
     }
 
     /// Pipe: closes stdin. PTY: sends the terminal's end-of-file character.
+    /// Queued behind earlier writes, like them.
     pub async fn close_stdin(&self) -> Result<(), ControlError> {
-        let sender = self
+        let queue = self
             .shared
             .stdin
             .as_ref()
             .ok_or(ControlError::StdinClosed)?;
-        sender
+        queue
             .send(StdinOp::Close)
             .await
             .map_err(|_| ControlError::StdinClosed)
     }
 
+    /// Bytes queued for stdin and not yet written, and the queue's bound
+    /// (`(0, 0)` without stdin).
+    pub fn stdin_queue(&self) -> (usize, usize) {
+        self.shared
+            .stdin
+            .as_ref()
+            .map_or((0, 0), |queue| (queue.queued(), queue.capacity()))
+    }
+
+    /// Sets the terminal's window size. Allocates nothing for the screen
+    /// (see `screen`): callers bound the size.
     pub fn resize(&self, size: TerminalSize) -> Result<(), ControlError> {
         let terminal = self
             .shared
@@ -315,33 +341,26 @@ impl ProcessHandle {
             .as_ref()
             .ok_or(ControlError::NoTerminal)?;
         pty::set_size(terminal.get_ref(), size)?;
-        // Output so far was drawn at the old size.
-        self.with_screen(|screen| screen.resize(size));
+        if let Some(screen) = &self.shared.screen {
+            // Output so far was drawn at the old size.
+            let seq = *self.shared.progress.borrow();
+            screen
+                .lock()
+                .expect("screen lock poisoned")
+                .resize(seq, size);
+        }
         Ok(())
     }
 
-    /// Runs `f` on the emulated screen, brought up to date with the
-    /// retained output first. `None` for processes without a terminal.
-    fn with_screen<R>(&self, f: impl FnOnce(&mut TerminalScreen) -> R) -> Option<R> {
-        let screen = self.shared.screen.as_ref()?;
-        let retained = self
-            .shared
-            .retained
-            .lock()
-            .expect("retention lock poisoned");
-        let mut screen = screen.lock().expect("screen lock poisoned");
-        screen.catch_up(&retained);
-        Some(f(&mut screen))
-    }
-
-    /// The rendered screen, for PTY processes.
+    /// The rendered screen, for PTY processes (see `screen`).
     pub fn screen(&self) -> Option<ScreenText> {
         self.screen_and_retained(|screen, _| screen)
     }
 
     /// The rendered screen (PTY processes) and the retained output at the
-    /// same instant, under one lock: the screen shows exactly the retained
-    /// output, up to [`RetainedOutput::last_seq`].
+    /// same instant, under one lock: the screen shows exactly the output up
+    /// to [`RetainedOutput::last_seq`], rendered at the terminal's current
+    /// size.
     pub fn screen_and_retained<R>(
         &self,
         f: impl FnOnce(Option<ScreenText>, &RetainedOutput) -> R,
@@ -353,13 +372,12 @@ impl ProcessHandle {
             .expect("retention lock poisoned");
         let screen = self.shared.screen.as_ref().map(|screen| {
             let mut screen = screen.lock().expect("screen lock poisoned");
-            screen.catch_up(&retained);
-            ScreenText {
-                lines: screen.lines(),
-                approximate: screen.approximate(),
-                formatted: screen.formatted(),
-                size: screen.size(),
-            }
+            screen.render(&retained, |rendered| ScreenText {
+                lines: crate::screen::text_lines(rendered.screen),
+                approximate: rendered.approximate,
+                formatted: crate::screen::formatted(rendered.screen),
+                size: rendered.size,
+            })
         });
         f(screen, &retained)
     }
@@ -565,14 +583,25 @@ pub async fn spawn_process(config: ProcessConfig) -> Result<Process, SpawnError>
     let pidfd = register(child.pidfd).map_err(os_error)?;
 
     let stdin = match (&terminal, stdin_fd) {
-        (Some(master), _) => Some(stdin::start(master.clone(), true, STDIN_QUEUE_CAPACITY)),
-        (None, Some(fd)) => Some(stdin::start(Arc::new(fd), false, STDIN_QUEUE_CAPACITY)),
+        (Some(master), _) => Some(StdinQueue::start(
+            master.clone(),
+            true,
+            config.stdin_queue_bytes,
+        )),
+        (None, Some(fd)) => Some(StdinQueue::start(
+            Arc::new(fd),
+            false,
+            config.stdin_queue_bytes,
+        )),
         (None, None) => None,
     };
     let (exit, _) = watch::channel(None);
     let (progress, _) = watch::channel(0);
     let screen = match config.stdio {
-        StdioMode::Terminal { size } => Some(Mutex::new(TerminalScreen::new(size))),
+        StdioMode::Terminal { size } => Some(Mutex::new(TerminalScreen::new(
+            size,
+            config.screen_budget.clone(),
+        ))),
         StdioMode::Pipes { .. } => None,
     };
     let shared = Arc::new(Shared {

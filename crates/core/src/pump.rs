@@ -177,12 +177,12 @@ impl Emitter {
                 .expect("retention lock poisoned");
             // The emulated screen is fed lazily from retention; output that
             // retention is about to drop must reach it first, or a snapshot
-            // would miss what drew the screen.
+            // would miss what drew the screen (see `screen`).
             if let Some(screen) = &self.shared.screen
                 && retained.stream(stream).would_drop(data.len())
             {
                 let mut screen = screen.lock().expect("screen lock poisoned");
-                screen.feed_before_eviction(&retained, seq, &data);
+                screen.before_eviction(&retained, seq, &data);
             }
             retained.push(seq, stream, data.clone());
         }

@@ -81,6 +81,8 @@ struct ChildArgs {
     cwd: *const libc::c_char,
     stdio: [RawFd; 3],
     controlling_tty: bool,
+    /// The soft open-files limit to restore (see [`crate::limits`]).
+    nofile_soft: Option<libc::rlim_t>,
     parent_pid: libc::pid_t,
     /// Null for an unconfined child.
     confinement: *const Confinement,
@@ -237,6 +239,7 @@ fn spawn_on_this_thread(
             spec.stdio[2].as_raw_fd(),
         ],
         controlling_tty: spec.controlling_tty,
+        nofile_soft: crate::limits::child_soft_limit(),
         // SAFETY: getpid has no preconditions.
         parent_pid: unsafe { libc::getpid() },
         confinement: confinement
@@ -359,6 +362,15 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
         }
         if libc::chdir(args.cwd) != 0 {
             return fail(args);
+        }
+        if let Some(soft) = args.nofile_soft {
+            // Lowering the soft limit cannot fail for a valid value; if it
+            // did, the child would merely keep the server's larger one.
+            let mut limit: libc::rlimit = std::mem::zeroed();
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+                limit.rlim_cur = soft.min(limit.rlim_max);
+                libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+            }
         }
         if let Some(c) = confinement
             && let Err(step) = child::confine(c)

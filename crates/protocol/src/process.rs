@@ -383,6 +383,13 @@ pub struct SnapshotResponse {
     )]
     #[schemars(with = "Option<String>")]
     pub screen_ansi: Option<Bytes>,
+    /// PTY: true when retention dropped output before a terminal emulator
+    /// parsed it (the server's screen memory had no room to keep one), so
+    /// `screen` and `screenAnsi` are rebuilt from what retention kept and
+    /// may differ from what a terminal would show. False: the screen is
+    /// exact, however much output `truncated` says was dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screen_approximate: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use exec_server_core::retention::DEFAULT_RETAINED_BYTES;
+use exec_server_core::{DEFAULT_SCREEN_MEMORY_BYTES, DEFAULT_STDIN_QUEUE_BYTES, TerminalSize};
 use exec_server_protocol::DEFAULT_MAX_MESSAGE_BYTES;
 
 use crate::fleet::ServerId;
@@ -37,7 +38,29 @@ pub struct ServerConfig {
     pub fs_policy: exec_server_fs::FsPolicy,
     /// Bytes per call, handles, watches and listing sizes of `fs/*`.
     pub fs_limits: exec_server_fs::FsLimits,
+    /// Largest terminal a client may ask for (`process/start` `size`,
+    /// `process/resize`); larger ones are refused with `-32602`.
+    pub max_terminal_size: TerminalSize,
+    /// Memory for terminal emulators kept between snapshots (and through
+    /// output retention drops, which keeps screens exact), for all PTY
+    /// processes together (see `exec_server_core::ScreenBudget`).
+    pub screen_memory_bytes: usize,
+    /// Bytes written to a process's stdin and not yet read by it, at most;
+    /// a write beyond waits up to [`STDIN_FULL_WAIT`] for room, then is
+    /// refused.
+    pub stdin_queue_bytes: usize,
+    /// Running processes on the whole server, detached ones included.
+    pub max_processes: usize,
+    /// How long a websocket client may take from the upgrade to a
+    /// successful `initialize` before the connection is closed.
+    pub initialize_timeout: Duration,
 }
+
+/// How long a write waits for room in a full stdin queue before it is
+/// refused (nothing of it queued). Short enough that a client writing to a
+/// process that stopped reading learns it soon and can still terminate it;
+/// long enough that a reader that is merely slow keeps up.
+pub const STDIN_FULL_WAIT: Duration = Duration::from_secs(5);
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -53,6 +76,14 @@ impl Default for ServerConfig {
             sandbox: None,
             fs_policy: exec_server_fs::FsPolicy::default(),
             fs_limits: exec_server_fs::FsLimits::default(),
+            max_terminal_size: TerminalSize {
+                rows: 1000,
+                cols: 1000,
+            },
+            screen_memory_bytes: DEFAULT_SCREEN_MEMORY_BYTES,
+            stdin_queue_bytes: DEFAULT_STDIN_QUEUE_BYTES,
+            max_processes: 4096,
+            initialize_timeout: Duration::from_secs(10),
         }
     }
 }

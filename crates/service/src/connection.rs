@@ -78,35 +78,62 @@ struct Connection {
     deferred: JoinSet<()>,
 }
 
+/// What a transport asks of a connection beyond the server's config.
+#[derive(Clone, Debug, Default)]
+pub struct ConnectionOptions {
+    /// Close the connection when `initialize` has not succeeded this long
+    /// after it started (websockets; stdio trusts its parent and waits).
+    pub initialize_within: Option<std::time::Duration>,
+    /// The switch of a transport that can carry binary frames
+    /// (websockets): `initialize` turns it on when the client asks. `None`:
+    /// the transport cannot, and a client that asks is told they are off.
+    pub binary_frames: Option<BinaryFrames>,
+}
+
 /// Serves one connection until its input ends, then detaches its session.
 pub async fn serve_connection(
     server: Server,
     incoming: mpsc::Receiver<Incoming>,
     out: mpsc::Sender<ServerMessage>,
 ) {
-    serve_connection_with(server, incoming, out, None).await
+    serve_connection_with(server, incoming, out, ConnectionOptions::default()).await
 }
 
-/// [`serve_connection`] over a transport that can carry binary frames:
-/// `initialize` turns `binary_frames` on when the client asks.
+/// [`serve_connection`] with transport-specific [`ConnectionOptions`].
 pub async fn serve_connection_with(
     server: Server,
     mut incoming: mpsc::Receiver<Incoming>,
     out: mpsc::Sender<ServerMessage>,
-    binary_frames: Option<BinaryFrames>,
+    options: ConnectionOptions,
 ) {
     let mut shutdown = server.lifecycle().shutdown();
     let mut cx = Context::new(server, out);
-    cx.set_binary_frames(binary_frames);
+    cx.set_binary_frames(options.binary_frames.clone());
     let mut connection = Connection {
         cx,
         handshake: Handshake::New,
         deferred: JoinSet::new(),
     };
+    let initialize_by = options
+        .initialize_within
+        .map(|within| tokio::time::Instant::now() + within);
     loop {
+        // Before `initialize`, a websocket client has a deadline; after,
+        // only the input's end or the server's shutdown ends the loop.
+        let deadline = initialize_by.filter(|_| connection.handshake == Handshake::New);
+        let initializing = async {
+            match deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
         let message = tokio::select! {
             message = incoming.recv() => message,
             () = shutdown.closing() => None,
+            () = initializing => {
+                tracing::info!("closing a connection that sent no initialize in time");
+                None
+            }
         };
         let Some(message) = message else { break };
         match connection.handle(message).await {

@@ -11,6 +11,8 @@ use tokio::sync::mpsc;
 
 use crate::error::ApiError;
 use crate::frames::BinaryFrames;
+use crate::limits::ProcessSlot;
+use crate::pattern::{PATTERN_BUDGET_BYTES, PatternBudget};
 use crate::session::{ProcessEntry, Session};
 use crate::{Server, ServerConfig};
 
@@ -28,6 +30,8 @@ pub(crate) struct Context {
     /// Open files and watches of the `fs/*` methods; they end with the
     /// connection.
     pub fs: crate::handlers::fs::FsState,
+    /// Memory the `match` patterns of this connection's waits may hold.
+    patterns: PatternBudget,
     /// The transport's binary-frame switch, when it can carry them.
     binary_frames: Option<BinaryFrames>,
 }
@@ -43,6 +47,7 @@ impl Context {
             session: None,
             pending_starts: Vec::new(),
             fs: Default::default(),
+            patterns: PatternBudget::new(PATTERN_BUDGET_BYTES),
             binary_frames: None,
         }
     }
@@ -99,6 +104,20 @@ impl Context {
             return Err(ApiError::TooManyProcesses { limit });
         }
         Ok(())
+    }
+
+    /// A place among the server's running processes (`--max-processes`),
+    /// held until the process is reaped.
+    pub fn process_slot(&self) -> Result<ProcessSlot, ApiError> {
+        let slots = self.server.process_slots();
+        slots
+            .acquire()
+            .ok_or(ApiError::TooManyProcessesOnServer { limit: slots.max() })
+    }
+
+    /// This connection's budget for `match` patterns.
+    pub fn patterns(&self) -> &PatternBudget {
+        &self.patterns
     }
 
     /// Registers a started process in the session and arranges for its

@@ -18,6 +18,9 @@ use exec_server_protocol::RpcError;
 use exec_server_protocol::jsonrpc::codes;
 use exec_server_protocol::wire::DecodeError;
 
+use crate::config::STDIN_FULL_WAIT;
+use crate::limits::{ProcessIdError, TerminalSizeError};
+use crate::pattern::PatternError;
 use crate::session::ResumeError;
 
 /// Longest client-supplied string echoed in an error, in bytes.
@@ -104,6 +107,32 @@ pub(crate) enum ApiError {
     /// message names the flag that sets the ceiling.
     #[error("{0}")]
     SandboxWider(String),
+    /// Running processes of the whole server, detached ones included.
+    #[error("too many processes: the server already runs {limit} (--max-processes)")]
+    TooManyProcessesOnServer { limit: usize },
+    /// A `process/start` `size` or `process/resize` out of bounds.
+    #[error(transparent)]
+    TerminalSize(#[from] TerminalSizeError),
+    /// A client-chosen process id that is not 1-256 printable ASCII bytes.
+    #[error(transparent)]
+    ProcessId(#[from] ProcessIdError),
+    /// A `match` pattern that is invalid, too long, or over the
+    /// connection's pattern budget (the last is a limit, `-32600`).
+    #[error(transparent)]
+    Pattern(#[from] PatternError),
+    /// A stdin queue that stayed full for [`STDIN_FULL_WAIT`]: nothing of
+    /// the request was queued. `what` is `process` or `session` (v0).
+    #[error(
+        "stdin of {what} {} is full: {queued} of {capacity} bytes (--stdin-queue-bytes) are still unread after {} s; nothing of this request was queued",
+        echo(.id),
+        STDIN_FULL_WAIT.as_secs()
+    )]
+    StdinFull {
+        what: &'static str,
+        id: String,
+        queued: usize,
+        capacity: usize,
+    },
 
     // ---- files (`fs/*`) -------------------------------------------------
     /// A file system operation failed: one code per cause, and
@@ -169,9 +198,13 @@ impl From<ApiError> for RpcError {
             | TooManyProcesses { .. }
             | TooManyWaits { .. }
             | SandboxWider(_)
-            | FsRequest(_) => codes::INVALID_REQUEST,
+            | FsRequest(_)
+            | TooManyProcessesOnServer { .. }
+            | Pattern(PatternError::OverBudget { .. })
+            | StdinFull { .. } => codes::INVALID_REQUEST,
             Fs(error) => crate::handlers::fs::wire_kind(error.kind()).code(),
             BadParams(_) | InvalidParams(_) | UnsupportedSignal { .. } => codes::INVALID_PARAMS,
+            TerminalSize(_) | ProcessId(_) | Pattern(_) => codes::INVALID_PARAMS,
             Spawn(SpawnError::Invalid(_)) => codes::INVALID_PARAMS,
             Spawn(SpawnError::Os { .. }) | Os { .. } | Internal(_) => codes::INTERNAL_ERROR,
         };
@@ -263,6 +296,45 @@ mod tests {
         assert_eq!(
             rpc(ApiError::UnknownMethod("bogus".into())),
             (-32600, "unknown method: bogus".into())
+        );
+    }
+
+    #[test]
+    fn bounds_are_limits_or_bad_params() {
+        use exec_server_core::TerminalSize;
+        assert_eq!(
+            rpc(ApiError::TooManyProcessesOnServer { limit: 20 }),
+            (
+                -32600,
+                "too many processes: the server already runs 20 (--max-processes)".into()
+            )
+        );
+        let max = TerminalSize {
+            rows: 1000,
+            cols: 1000,
+        };
+        let huge = TerminalSize {
+            rows: 65535,
+            cols: 65535,
+        };
+        let error = crate::limits::check_terminal_size(huge, max).unwrap_err();
+        assert_eq!(rpc(error.into()).0, -32602);
+        let error = crate::limits::check_process_id("a\0b").unwrap_err();
+        assert_eq!(rpc(error.into()).0, -32602);
+        let budget = crate::pattern::PatternBudget::new(0);
+        assert_eq!(rpc(budget.compile("(").unwrap_err().into()).0, -32602);
+        let (code, message) = rpc(budget.compile("ok").unwrap_err().into());
+        assert_eq!(code, -32600, "over the budget is a limit: {message}");
+        let (code, message) = rpc(ApiError::StdinFull {
+            what: "process",
+            id: "p".into(),
+            queued: 1048576,
+            capacity: 1048576,
+        });
+        assert_eq!(code, -32600);
+        assert_eq!(
+            message,
+            "stdin of process p is full: 1048576 of 1048576 bytes (--stdin-queue-bytes) are still unread after 5 s; nothing of this request was queued"
         );
     }
 

@@ -3,7 +3,7 @@
 //! the client asks for them, and that the websocket transport reads.
 //!
 //! Only a transport that can carry them hands a switch to its connection
-//! ([`crate::serve_connection_with`]); stdio and the in-process connection
+//! ([`crate::ConnectionOptions::binary_frames`]); stdio and the in-process connection
 //! have none, so a client asking there is told they are off.
 
 use std::sync::Arc;

@@ -33,6 +33,9 @@
 //!   `v0` (SPEC section 2), `process` (SPEC section 3).
 //! - `error` — `ApiError`, every way a request fails, and the one mapping
 //!   to JSON-RPC codes and messages (v0's exact messages included).
+//! - `limits` and `pattern` bound what one client can make the server
+//!   hold: server-wide process slots, id and size checks, and the memory of
+//!   one connection's `match` patterns (docs/SECURITY.md, "Bounds").
 //! - `session` holds a client's processes; a session outlives its
 //!   connection while it has detached processes (SPEC 3.2). `forwarder`
 //!   turns process events into notifications.
@@ -79,18 +82,20 @@ mod error;
 mod forwarder;
 pub mod frames;
 mod handlers;
+mod limits;
+mod pattern;
 mod router;
 pub mod sandbox;
 mod session;
 
 use std::sync::Arc;
 
-use exec_server_core::ProcessGroups;
+use exec_server_core::{ProcessGroups, ScreenBudget};
 use exec_server_protocol::ServerMessage;
 use tokio::sync::mpsc;
 
 pub use config::ServerConfig;
-pub use connection::{Incoming, serve_connection, serve_connection_with};
+pub use connection::{ConnectionOptions, Incoming, serve_connection, serve_connection_with};
 pub use lifecycle::{Phase, ShutdownOptions, ShutdownReport};
 pub use listen::ListenAddress;
 
@@ -109,12 +114,18 @@ struct ServerInner {
     sessions: session::SessionRegistry,
     /// Where a shutdown stands, and the connections it waits for.
     lifecycle: lifecycle::Lifecycle,
+    /// Memory for PTY screens kept between snapshots (`--screen-memory-bytes`).
+    screens: ScreenBudget,
+    /// Running processes of every session (`--max-processes`).
+    processes: limits::ProcessSlots,
 }
 
 impl Server {
     pub fn new(config: ServerConfig) -> Self {
         Server {
             inner: Arc::new(ServerInner {
+                screens: ScreenBudget::new(config.screen_memory_bytes),
+                processes: limits::ProcessSlots::new(config.max_processes),
                 config,
                 groups: ProcessGroups::new(),
                 sessions: session::SessionRegistry::default(),
@@ -134,6 +145,20 @@ impl Server {
 
     pub(crate) fn groups(&self) -> &ProcessGroups {
         &self.inner.groups
+    }
+
+    /// Memory held by PTY screens kept between snapshots.
+    pub fn screen_budget(&self) -> &ScreenBudget {
+        &self.inner.screens
+    }
+
+    /// Processes running on this server now, detached ones included.
+    pub fn running_processes(&self) -> usize {
+        self.inner.processes.live()
+    }
+
+    pub(crate) fn process_slots(&self) -> &limits::ProcessSlots {
+        &self.inner.processes
     }
 
     pub(crate) fn sessions(&self) -> &session::SessionRegistry {

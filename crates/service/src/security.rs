@@ -20,6 +20,15 @@
 //!    `?token=TOKEN`; otherwise 401. The comparison takes the same time
 //!    wherever the first difference is. The token is never logged, and its
 //!    `Debug` form is redacted.
+//! 3. **One credential.** A request presents the token once, in one of
+//!    those three places: two `Authorization` headers, two `token=`
+//!    parameters, two bearer subprotocols, or any two places together (a
+//!    bearer header next to a `token=` parameter, a bearer subprotocol next
+//!    to either) are refused with 400 whatever they hold, so no combination
+//!    passes on whichever part happens to match (and a proxy that adds a
+//!    header cannot be confused with the client's). `Authorization` headers
+//!    of other schemes (`Basic` for a proxy in front) and subprotocols other
+//!    than the bearer one are not credentials and are ignored.
 
 use std::net::IpAddr;
 
@@ -97,6 +106,8 @@ pub struct AccessPolicy {
 pub enum Refusal {
     /// 401: missing or wrong token.
     Unauthorized,
+    /// 400: the token presented more than once (see the module docs).
+    AmbiguousCredentials,
     /// 403: a browser origin that is not allowed.
     ForbiddenOrigin,
 }
@@ -113,21 +124,12 @@ impl AccessPolicy {
         let Some(token) = &self.token else {
             return Ok(());
         };
-        let from_header = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .is_some_and(|candidate| token.matches(candidate.trim()));
-        let from_subprotocol = offered_subprotocols(headers)
-            .filter_map(|protocol| protocol.strip_prefix(BEARER_SUBPROTOCOL_PREFIX))
-            .any(|candidate| token.matches_base64url(candidate));
-        let from_query = uri
-            .query()
-            .into_iter()
-            .flat_map(|query| query.split('&'))
-            .filter_map(|pair| pair.strip_prefix("token="))
-            .any(|candidate| token.matches(&percent_decode(candidate)));
-        if from_header || from_subprotocol || from_query {
+        let matched = match presented_credential(headers, uri)? {
+            Some(Credential::Plain(candidate)) => token.matches(&candidate),
+            Some(Credential::Base64Url(candidate)) => token.matches_base64url(&candidate),
+            None => false,
+        };
+        if matched {
             Ok(())
         } else {
             Err(Refusal::Unauthorized)
@@ -151,14 +153,51 @@ impl AccessPolicy {
     }
 }
 
-/// The subprotocols a websocket upgrade offers, in order.
-fn offered_subprotocols(headers: &HeaderMap) -> impl Iterator<Item = &str> {
-    headers
-        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(str::trim)
+/// A token as one request presents it.
+enum Credential {
+    /// `Authorization: Bearer TOKEN`, or `token=TOKEN` percent-decoded.
+    Plain(String),
+    /// The bearer subprotocol: the token base64url-encoded.
+    Base64Url(String),
+}
+
+/// The one token a request presents: from a `Bearer` header, a `token=`
+/// query parameter or the bearer subprotocol; more than one is
+/// [`Refusal::AmbiguousCredentials`].
+fn presented_credential(headers: &HeaderMap, uri: &Uri) -> Result<Option<Credential>, Refusal> {
+    let authorization: Vec<_> = headers.get_all(header::AUTHORIZATION).iter().collect();
+    if authorization.len() > 1 {
+        return Err(Refusal::AmbiguousCredentials);
+    }
+    let mut candidates = Vec::new();
+    if let Some(value) = authorization.first() {
+        // Not UTF-8: not a bearer token of ours, but not ignorable either.
+        let value = value.to_str().map_err(|_| Refusal::Unauthorized)?;
+        if let Some(candidate) = value.strip_prefix("Bearer ") {
+            candidates.push(Credential::Plain(candidate.trim().to_string()));
+        }
+    }
+    candidates.extend(
+        uri.query()
+            .into_iter()
+            .flat_map(|query| query.split('&'))
+            .filter_map(|pair| pair.strip_prefix("token="))
+            .map(|candidate| Credential::Plain(percent_decode(candidate))),
+    );
+    for value in headers.get_all(header::SEC_WEBSOCKET_PROTOCOL) {
+        // Same as a non-UTF-8 `Authorization`: it may hide a second token.
+        let value = value.to_str().map_err(|_| Refusal::Unauthorized)?;
+        candidates.extend(
+            value
+                .split(',')
+                .filter_map(|protocol| protocol.trim().strip_prefix(BEARER_SUBPROTOCOL_PREFIX))
+                .map(|candidate| Credential::Base64Url(candidate.to_string())),
+        );
+    }
+    if candidates.len() > 1 {
+        return Err(Refusal::AmbiguousCredentials);
+    }
+    Ok(candidates.pop())
 }
 
 /// `127.0.0.1:8080`, `[::1]:8080`, `localhost:8080`: hosts a DNS rebinding
@@ -252,6 +291,95 @@ mod tests {
             p.check(&offer("exec-server"), &root),
             Err(Refusal::Unauthorized)
         );
+    }
+
+    #[test]
+    fn the_token_is_presented_exactly_once() {
+        let p = policy(Some("s3cret"), &[]);
+        let root: Uri = "/".parse().unwrap();
+        let right = "Bearer s3cret";
+        let mut twice = HeaderMap::new();
+        twice.append(header::AUTHORIZATION, HeaderValue::from_static(right));
+        twice.append(header::AUTHORIZATION, HeaderValue::from_static(right));
+        assert_eq!(p.check(&twice, &root), Err(Refusal::AmbiguousCredentials));
+        let mut wrong_then_right = HeaderMap::new();
+        wrong_then_right.append(header::AUTHORIZATION, HeaderValue::from_static("Bearer x"));
+        wrong_then_right.append(header::AUTHORIZATION, HeaderValue::from_static(right));
+        assert_eq!(
+            p.check(&wrong_then_right, &root),
+            Err(Refusal::AmbiguousCredentials)
+        );
+        // A header and a query parameter, whichever is right.
+        let query: Uri = "/?token=s3cret".parse().unwrap();
+        let wrong = headers(&[(header::AUTHORIZATION, "Bearer nope")]);
+        assert_eq!(p.check(&wrong, &query), Err(Refusal::AmbiguousCredentials));
+        let both_right = headers(&[(header::AUTHORIZATION, right)]);
+        assert_eq!(
+            p.check(&both_right, &query),
+            Err(Refusal::AmbiguousCredentials)
+        );
+        let two_params: Uri = "/?token=nope&token=s3cret".parse().unwrap();
+        assert_eq!(
+            p.check(&headers(&[]), &two_params),
+            Err(Refusal::AmbiguousCredentials)
+        );
+        // Another scheme is a proxy's business, not a second credential.
+        let basic = headers(&[(header::AUTHORIZATION, "Basic dXNlcjpwdw==")]);
+        assert_eq!(p.check(&basic, &query), Ok(()));
+        assert_eq!(p.check(&basic, &root), Err(Refusal::Unauthorized));
+        // Without a token configured, credentials are not looked at.
+        assert_eq!(policy(None, &[]).check(&twice, &query), Ok(()));
+    }
+
+    #[test]
+    fn the_bearer_subprotocol_is_one_credential_among_the_others() {
+        let p = policy(Some("s3cret"), &[]);
+        let root: Uri = "/".parse().unwrap();
+        let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("s3cret");
+        let offer = format!("exec-server, exec-server.bearer.{encoded}");
+        let protocol = (header::SEC_WEBSOCKET_PROTOCOL, offer.as_str());
+        // Next to a header or a query token, whichever is right.
+        for authorization in ["Bearer s3cret", "Bearer nope"] {
+            let both = headers(&[protocol.clone(), (header::AUTHORIZATION, authorization)]);
+            assert_eq!(
+                p.check(&both, &root),
+                Err(Refusal::AmbiguousCredentials),
+                "{authorization}"
+            );
+        }
+        for query in ["/?token=s3cret", "/?token=nope"] {
+            assert_eq!(
+                p.check(
+                    &headers(std::slice::from_ref(&protocol)),
+                    &query.parse().unwrap()
+                ),
+                Err(Refusal::AmbiguousCredentials),
+                "{query}"
+            );
+        }
+        // Two bearer subprotocols, in one list or in two headers.
+        let listed_twice = format!("exec-server.bearer.nope, exec-server.bearer.{encoded}");
+        let twice = headers(&[(header::SEC_WEBSOCKET_PROTOCOL, listed_twice.as_str())]);
+        assert_eq!(p.check(&twice, &root), Err(Refusal::AmbiguousCredentials));
+        let mut two_headers = HeaderMap::new();
+        for value in ["exec-server.bearer.nope", offer.as_str()] {
+            two_headers.append(
+                header::SEC_WEBSOCKET_PROTOCOL,
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        assert_eq!(
+            p.check(&two_headers, &root),
+            Err(Refusal::AmbiguousCredentials)
+        );
+        // Other subprotocols are not credentials; a proxy's Basic header is
+        // not one either.
+        let with_basic = headers(&[
+            protocol.clone(),
+            (header::AUTHORIZATION, "Basic dXNlcjpwdw=="),
+        ]);
+        assert_eq!(p.check(&with_basic, &root), Ok(()));
+        assert_eq!(p.check(&headers(&[protocol]), &root), Ok(()));
     }
 
     #[test]

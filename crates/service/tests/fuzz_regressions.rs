@@ -4,6 +4,17 @@
 
 use std::path::PathBuf;
 
+/// 4 GiB of address space: an input that made the server allocate without
+/// bound fails this test instead of exhausting the machine.
+fn limit_memory() {
+    let limit = libc::rlimit {
+        rlim_cur: 4 << 30,
+        rlim_max: 4 << 30,
+    };
+    // SAFETY: setrlimit reads the struct we pass.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) }, 0);
+}
+
 fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
     let mut files = Vec::new();
@@ -25,6 +36,7 @@ fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
 
 #[test]
 fn decode_corpus_replays_cleanly() {
+    limit_memory();
     let inputs = inputs("decode");
     assert!(inputs.len() >= 20, "the decode corpus is missing");
     for (path, data) in inputs {
@@ -35,6 +47,7 @@ fn decode_corpus_replays_cleanly() {
 
 #[test]
 fn router_corpus_replays_cleanly() {
+    limit_memory();
     let inputs = inputs("router");
     assert!(inputs.len() >= 20, "the router corpus is missing");
     for (path, data) in inputs {

@@ -285,6 +285,9 @@ class SnapshotResponse(TypedDict):
     # redraw it on a fresh terminal of that size.
     size: NotRequired[TerminalSize | None]
     screenAnsi: NotRequired[str | None]
+    # PTY: true when the screen was rebuilt from retention after output it
+    # needed was dropped (not exact).
+    screenApproximate: NotRequired[bool | None]
 
 
 class ListParams(TypedDict):

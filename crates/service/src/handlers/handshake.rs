@@ -21,7 +21,10 @@ pub(crate) async fn initialize(
         }
         None => (Session::create(cx.server(), cx.out().clone()), false),
     };
-    tracing::info!(client = %params.client_name, resumed, "client initialized");
+    // Debug-quoted and cut: a client's name must not forge log lines or
+    // fill the log.
+    let client: String = params.client_name.chars().take(128).collect();
+    tracing::info!(client = ?client, resumed, "client initialized");
     session.lock().client_name = super::observe::bounded_name(&params.client_name);
     let token = session.token.clone();
     cx.set_session(session);

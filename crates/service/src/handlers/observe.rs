@@ -129,7 +129,7 @@ pub(crate) async fn resize(
     params: Observed<ResizeParams>,
 ) -> Result<EmptyResponse, ApiError> {
     let entry = observed(cx, &params.owner, &params.params.process_id)?;
-    resize_of(&entry, params.params)
+    resize_of(&entry, params.params, cx.config().max_terminal_size)
 }
 
 pub(crate) async fn signal(

@@ -17,24 +17,19 @@ use exec_server_protocol::process::{
     StartResponse, StdinKind, TerminateParams, TerminateResponse, WaitParams, WaitReason,
     WaitResponse, WriteParams, WriteResponse,
 };
-use regex::bytes::Regex;
 use tokio::time::Instant;
 
 use exec_server_protocol::process::TerminalSize as WireSize;
 
+use crate::config::STDIN_FULL_WAIT;
 use crate::context::Context;
 use crate::error::ApiError;
 use crate::forwarder::wire_stream;
+use crate::limits::{check_labels, check_process_id, check_terminal_size, check_write_id};
+use crate::pattern::{MATCH_WINDOW_BYTES, Pattern};
 use crate::router::Reply;
 use crate::session::{ProcessEntry, ProcessKind, ProcessMeta};
 
-/// Longest accepted client-chosen process id, in bytes.
-pub const MAX_PROCESS_ID_BYTES: usize = 256;
-/// Longest accepted `match` pattern, in bytes.
-const MAX_PATTERN_BYTES: usize = 4096;
-/// How much recent output `process/wait` keeps to match `match` against,
-/// so a match spanning chunk boundaries is still found.
-const MATCH_WINDOW_BYTES: usize = 64 * 1024;
 /// `process/read` without `maxBytes`.
 const DEFAULT_READ_BYTES: u64 = 1024 * 1024;
 
@@ -63,13 +58,20 @@ pub(crate) async fn start(
     if params.argv.is_empty() {
         return Err(ApiError::InvalidParams("argv must not be empty".into()));
     }
+    // Bounds first: what the client sent, before what the server holds.
+    if let Some(id) = &params.process_id {
+        check_process_id(id)?;
+    }
+    check_labels(params.labels.iter()).map_err(ApiError::InvalidParams)?;
+    if let (true, Some(size)) = (params.tty, &params.size) {
+        let size = TerminalSize {
+            rows: size.rows,
+            cols: size.cols,
+        };
+        check_terminal_size(size, cx.config().max_terminal_size)?;
+    }
     let session = cx.session()?;
     let process_id = match params.process_id {
-        Some(id) if id.is_empty() || id.len() > MAX_PROCESS_ID_BYTES => {
-            return Err(ApiError::InvalidParams(format!(
-                "processId must be 1 to {MAX_PROCESS_ID_BYTES} bytes"
-            )));
-        }
         Some(id) if session.get(&id).is_some() => return Err(ApiError::ProcessExists(id)),
         Some(id) => id,
         None => session.next_process_id(),
@@ -77,18 +79,11 @@ pub(crate) async fn start(
     cx.check_process_limit()?;
     let stdio = match (params.tty, params.size, params.stdin) {
         (true, size, _) => {
-            let size = match size {
-                None => TerminalSize::default(),
-                Some(size) if size.rows == 0 || size.cols == 0 => {
-                    return Err(ApiError::InvalidParams(
-                        "size rows and cols must be at least 1".into(),
-                    ));
-                }
-                Some(size) => TerminalSize {
-                    rows: size.rows,
-                    cols: size.cols,
-                },
-            };
+            // Checked against the maximum above.
+            let size = size.map_or_else(TerminalSize::default, |size| TerminalSize {
+                rows: size.rows,
+                cols: size.cols,
+            });
             StdioMode::Terminal { size }
         }
         (false, Some(_), _) => {
@@ -117,6 +112,8 @@ pub(crate) async fn start(
         retained_bytes: cx.config().retained_output_bytes,
         timeout: params.timeout_ms.map(millis),
         sandbox,
+        stdin_queue_bytes: cx.config().stdin_queue_bytes,
+        screen_budget: Some(cx.server().screen_budget().clone()),
     };
     let max_ttl = cx.config().detach_ttl;
     let detach_ttl = params
@@ -124,7 +121,9 @@ pub(crate) async fn start(
         .map(millis)
         .unwrap_or(max_ttl)
         .min(max_ttl);
+    let slot = cx.process_slot()?;
     let process = spawn_process(config).await?;
+    slot.release_on_exit(process.handle.clone());
     let pid = process.handle.pid();
     let applied = process.handle.sandbox().map(crate::sandbox::applied);
     let kind = ProcessKind::Api {
@@ -165,6 +164,9 @@ pub(crate) async fn write_to(
     entry: &ProcessEntry,
     params: WriteParams,
 ) -> Result<WriteResponse, ApiError> {
+    if let Some(write_id) = &params.write_id {
+        check_write_id(write_id).map_err(ApiError::InvalidParams)?;
+    }
     if let Some(write_id) = &params.write_id
         && entry.seen_write(write_id)
     {
@@ -185,11 +187,10 @@ pub(crate) async fn close_stdin(
     if !entry.running() {
         return Err(ApiError::StdinClosed(entry.id.clone()));
     }
-    entry
-        .handle
-        .close_stdin()
-        .await
-        .map_err(|_| ApiError::StdinClosed(entry.id.clone()))?;
+    match tokio::time::timeout(STDIN_FULL_WAIT, entry.handle.close_stdin()).await {
+        Ok(result) => result.map_err(|_| ApiError::StdinClosed(entry.id.clone()))?,
+        Err(_) => return Err(stdin_full("process", &entry.id, &entry.handle)),
+    }
     Ok(EmptyResponse {})
 }
 
@@ -198,28 +199,27 @@ pub(crate) async fn resize(
     params: ResizeParams,
 ) -> Result<EmptyResponse, ApiError> {
     let entry = process(cx, &params.process_id)?;
-    resize_of(&entry, params)
+    resize_of(&entry, params, cx.config().max_terminal_size)
 }
 
-/// `process/resize` once the process is found (also `observe/resize`).
+/// `process/resize` once the process is found (also `observe/resize`),
+/// within the server's `max` terminal size.
 pub(crate) fn resize_of(
     entry: &ProcessEntry,
     params: ResizeParams,
+    max: TerminalSize,
 ) -> Result<EmptyResponse, ApiError> {
     if !entry.handle.has_terminal() {
         return Err(ApiError::NoTerminal(entry.id.clone()));
     }
-    if params.rows == 0 || params.cols == 0 {
-        return Err(ApiError::InvalidParams(
-            "rows and cols must be at least 1".into(),
-        ));
-    }
+    let size = TerminalSize {
+        rows: params.rows,
+        cols: params.cols,
+    };
+    check_terminal_size(size, max)?;
     entry
         .handle
-        .resize(TerminalSize {
-            rows: params.rows,
-            cols: params.cols,
-        })
+        .resize(size)
         .map_err(|error| ApiError::os(format!("resizing process {}", entry.id), error))?;
     Ok(EmptyResponse {})
 }
@@ -270,9 +270,14 @@ pub(crate) async fn wait(cx: &mut Context, params: WaitParams) -> Reply<WaitResp
         Ok(entry) => entry,
         Err(error) => return Reply::Now(Err(error)),
     };
-    let pattern = match params.pattern.as_deref().map(compile_pattern).transpose() {
+    let pattern = params
+        .pattern
+        .as_deref()
+        .map(|pattern| cx.patterns().compile(pattern))
+        .transpose();
+    let pattern = match pattern {
         Ok(pattern) => pattern,
-        Err(error) => return Reply::Now(Err(error)),
+        Err(error) => return Reply::Now(Err(error.into())),
     };
     let max_wait = cx.config().max_wait;
     let timeout = params
@@ -359,6 +364,7 @@ pub(crate) fn snapshot_of(entry: &ProcessEntry) -> SnapshotResponse {
             screen_ansi: screen
                 .as_ref()
                 .map(|screen| Bytes::from(screen.formatted.clone())),
+            screen_approximate: screen.as_ref().map(|screen| screen.approximate),
             screen: screen.map(|screen| screen.lines),
         }
     })
@@ -427,25 +433,21 @@ async fn write_stdin(entry: &ProcessEntry, chunk: Bytes) -> Result<(), ApiError>
     if !entry.running() {
         return Err(ApiError::StdinClosed(entry.id.clone()));
     }
-    entry
-        .handle
-        .write_stdin(chunk)
-        .await
-        .map_err(|_| ApiError::StdinClosed(entry.id.clone()))
+    match tokio::time::timeout(STDIN_FULL_WAIT, entry.handle.write_stdin(chunk)).await {
+        Ok(result) => result.map_err(|_| ApiError::StdinClosed(entry.id.clone())),
+        Err(_) => Err(stdin_full("process", &entry.id, &entry.handle)),
+    }
 }
 
-fn compile_pattern(pattern: &str) -> Result<Regex, ApiError> {
-    if pattern.len() > MAX_PATTERN_BYTES {
-        return Err(ApiError::InvalidParams(format!(
-            "match must be at most {MAX_PATTERN_BYTES} bytes"
-        )));
+/// A request that found `handle`'s stdin queue full for [`STDIN_FULL_WAIT`].
+pub(crate) fn stdin_full(what: &'static str, id: &str, handle: &ProcessHandle) -> ApiError {
+    let (queued, capacity) = handle.stdin_queue();
+    ApiError::StdinFull {
+        what,
+        id: id.to_string(),
+        queued,
+        capacity,
     }
-    regex::bytes::RegexBuilder::new(pattern)
-        .size_limit(1 << 20)
-        .build()
-        .map_err(|error| {
-            ApiError::InvalidParams(format!("match is not a valid regular expression: {error}"))
-        })
 }
 
 fn wait_response(handle: &ProcessHandle, reason: WaitReason) -> WaitResponse {
@@ -471,7 +473,7 @@ async fn wait_for(
     entry: Arc<ProcessEntry>,
     timeout: Duration,
     quiet: Option<Duration>,
-    pattern: Option<Regex>,
+    mut pattern: Option<Pattern>,
 ) -> WaitResponse {
     let handle = &entry.handle;
     let deadline = Instant::now() + timeout;
@@ -483,7 +485,7 @@ async fn wait_for(
     let reason = loop {
         let latest = *progress.borrow_and_update();
         let read = handle.read_after(cursor, usize::MAX);
-        if let Some(pattern) = &pattern {
+        if let Some(pattern) = &mut pattern {
             let mut matched = None;
             for chunk in &read.chunks {
                 window.extend_from_slice(&chunk.data);

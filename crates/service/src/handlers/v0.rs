@@ -12,8 +12,10 @@ use exec_server_protocol::v0::{
     ExecParams, ExecResponse, TerminateParams, TerminateResponse, WriteParams, WriteResponse,
 };
 
+use crate::config::STDIN_FULL_WAIT;
 use crate::context::Context;
 use crate::error::ApiError;
+use crate::handlers::process::stdin_full;
 use crate::session::{ProcessEntry, ProcessKind, ProcessMeta};
 
 pub(crate) async fn exec(cx: &mut Context, params: ExecParams) -> Result<ExecResponse, ApiError> {
@@ -40,8 +42,12 @@ pub(crate) async fn exec(cx: &mut Context, params: ExecParams) -> Result<ExecRes
         retained_bytes: cx.config().retained_output_bytes,
         timeout: None,
         sandbox,
+        stdin_queue_bytes: cx.config().stdin_queue_bytes,
+        screen_budget: Some(cx.server().screen_budget().clone()),
     };
+    let slot = cx.process_slot()?;
     let process = spawn_process(config).await?;
+    slot.release_on_exit(process.handle.clone());
     let session_id = cx.session()?.next_v0_id();
     let meta = ProcessMeta {
         argv: params.argv,
@@ -69,11 +75,11 @@ pub(crate) async fn write(
         .get(&params.session_id)
         .filter(|entry| entry.kind == ProcessKind::V0)
         .ok_or_else(|| ApiError::UnknownSession(params.session_id.clone()))?;
-    entry
-        .handle
-        .write_stdin(params.chunk)
-        .await
-        .map_err(|_| ApiError::StdinClosedSession(params.session_id))?;
+    let write = entry.handle.write_stdin(params.chunk);
+    match tokio::time::timeout(STDIN_FULL_WAIT, write).await {
+        Ok(result) => result.map_err(|_| ApiError::StdinClosedSession(params.session_id))?,
+        Err(_) => return Err(stdin_full("session", &params.session_id, &entry.handle)),
+    }
     Ok(WriteResponse { accepted: true })
 }
 

@@ -9,6 +9,7 @@
 //! connection handler between them, a guard that the server's shutdown
 //! waits for, and one bound on the final flush ([`FINAL_FLUSH`]).
 
+pub mod listener;
 pub mod stdio;
 pub mod web;
 pub mod websocket;
@@ -23,9 +24,11 @@ use exec_server_protocol::wire::decode_client_message;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::frames::BinaryFrames;
 use crate::lifecycle::Shutdown;
-use crate::{INCOMING_CAPACITY, Incoming, OUTGOING_CAPACITY, Server, serve_connection_with};
+use crate::{
+    ConnectionOptions, INCOMING_CAPACITY, Incoming, OUTGOING_CAPACITY, Server,
+    serve_connection_with,
+};
 
 /// How long a connection's writer may keep sending once the connection
 /// ended (the exits of the processes killed at its end), the same for
@@ -86,14 +89,12 @@ impl WriterEnd {
 /// Runs one connection over a transport: `read` turns bytes into
 /// [`Incoming`] messages until its input ends, `write` sends what
 /// [`WriterEnd::next`] gives it (the connection's messages, until its
-/// channel closes or the flush deadline passes). `binary_frames` is the
-/// switch of a transport that can carry binary frames (None: it cannot).
-/// Returns once the connection ended (end of input, protocol error, server
+/// channel closes or the flush deadline passes). Returns once the connection ended (end of input, protocol error, server
 /// shutdown), its session was detached or ended, and the writer finished,
 /// at most [`FINAL_FLUSH`] plus the close after the end.
 pub(crate) async fn run_connection<R, W>(
     server: Server,
-    binary_frames: Option<BinaryFrames>,
+    options: ConnectionOptions,
     read: impl FnOnce(mpsc::Sender<Incoming>) -> R,
     write: impl FnOnce(mpsc::Receiver<ServerMessage>, WriterEnd) -> W,
 ) where
@@ -111,7 +112,7 @@ pub(crate) async fn run_connection<R, W>(
     };
     let read_task = tokio::spawn(read(incoming_tx));
     let mut write_task = tokio::spawn(write(outgoing_rx, end));
-    serve_connection_with(server, incoming_rx, outgoing_tx, binary_frames).await;
+    serve_connection_with(server, incoming_rx, outgoing_tx, options).await;
     read_task.abort();
     let _ = ended_tx.send(());
     if tokio::time::timeout(FINAL_FLUSH + CLOSE_ALLOWANCE, &mut write_task)

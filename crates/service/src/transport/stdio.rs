@@ -9,7 +9,7 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWrite
 use tokio::sync::mpsc;
 
 use super::{JsonRpcEcho, WRITE_BATCH_BYTES, WriterEnd, decode_incoming, run_connection};
-use crate::{Incoming, Server};
+use crate::{ConnectionOptions, Incoming, Server};
 
 /// Serves one connection over the process's stdin and stdout.
 pub async fn serve_stdio(server: Server) {
@@ -29,7 +29,7 @@ where
     let read_echo = echo.clone();
     run_connection(
         server,
-        None,
+        ConnectionOptions::default(),
         move |incoming| read_lines(BufReader::new(reader), incoming, max, read_echo),
         move |outgoing, end| write_lines(writer, outgoing, echo, end),
     )

@@ -26,7 +26,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use super::websocket::WsState;
-use crate::security::Refusal;
 
 /// The Content-Security-Policy of every page response.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
@@ -171,21 +170,15 @@ pub(crate) async fn asset(Path(params): Path<HashMap<String, String>>) -> Respon
 }
 
 /// `GET /auth`: 204 when the request would be allowed to open the websocket
-/// (origin, then `Authorization: Bearer TOKEN`), else the same 403 or 401.
+/// (origin, then `Authorization: Bearer TOKEN`), else the same 403, 401 or
+/// 400.
 /// The page asks it after a failed websocket handshake, whose status a
 /// browser does not reveal, to tell a wrong token from a server that is
 /// down. It answers nothing the websocket upgrade does not.
 pub(crate) async fn auth(State(state): State<WsState>, headers: HeaderMap, uri: Uri) -> Response {
     match state.options.policy.check(&headers, &uri) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(Refusal::ForbiddenOrigin) => {
-            (StatusCode::FORBIDDEN, "origin not allowed\n").into_response()
-        }
-        Err(Refusal::Unauthorized) => (
-            StatusCode::UNAUTHORIZED,
-            "missing or invalid bearer token\n",
-        )
-            .into_response(),
+        Err(refusal) => super::websocket::refused(refusal),
     }
 }
 

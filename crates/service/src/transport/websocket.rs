@@ -3,6 +3,10 @@
 //! that asks in `initialize` gets output as binary frames and may send
 //! `process/write` as one ([`crate::frames`], `schema/binary-frames.md`).
 //!
+//! Connections are accepted by [`super::listener`], which bounds how long
+//! and how many of them may stay short of an upgrade; after the upgrade,
+//! `initialize` must succeed within `--initialize-timeout-ms`.
+//!
 //! HTTP routes: `GET /readyz` (200 naming the server id, 503 while
 //! draining) and `GET /livez` (200 while the process serves) answer without
 //! authentication and say nothing else; `PREFIX/` and `PREFIX/SERVER_ID/`
@@ -14,11 +18,9 @@
 //! `ENDPOINT/assets/` and `ENDPOINT/auth` ([`super::web`]).
 
 use std::io;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -31,16 +33,16 @@ use exec_server_protocol::ServerMessage;
 use exec_server_protocol::binary;
 use exec_server_protocol::wire::{DecodeError, encode_server_message};
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 
+use super::listener::PendingLimits;
 use super::{JsonRpcEcho, WRITE_BATCH_BYTES, WriterEnd, decode_incoming, run_connection};
 use crate::fleet::{self, PathPrefix, PathTarget};
 use crate::frames::BinaryFrames;
 use crate::security::{AccessPolicy, Refusal};
-use crate::{Incoming, Server};
+use crate::{ConnectionOptions, Incoming, Server};
 
 /// Websocket listener settings beyond the protocol's.
 #[derive(Clone, Debug)]
@@ -52,6 +54,8 @@ pub struct WebSocketOptions {
     pub path_prefix: PathPrefix,
     /// Serve the browser terminal (`--web`).
     pub web: bool,
+    /// Rules for connections that have not upgraded yet.
+    pub pending: PendingLimits,
 }
 
 impl Default for WebSocketOptions {
@@ -61,6 +65,7 @@ impl Default for WebSocketOptions {
             max_connections: 1024,
             path_prefix: PathPrefix::default(),
             web: false,
+            pending: PendingLimits::default(),
         }
     }
 }
@@ -105,40 +110,42 @@ pub async fn serve_websocket(server: Server, listener: TcpListener) -> io::Resul
     serve_websocket_tcp(server, listener, WebSocketOptions::default()).await
 }
 
-/// Serves websocket connections on a plain TCP listener.
-///
-/// Every accepted socket gets `TCP_NODELAY`: a response is often followed
-/// by a small notification, and with Nagle's algorithm that second segment
-/// waits for the client's delayed ACK, 40 ms on Linux, on every round trip.
+/// Serves websocket connections on a plain TCP listener (`ws://`), with
+/// the pre-upgrade rules of [`super::listener`], until the server starts
+/// terminating (see [`crate::lifecycle`]): then it stops accepting and
+/// returns `Ok`, and the open connections close when the server tells them
+/// to.
 pub async fn serve_websocket_tcp(
     server: Server,
     listener: TcpListener,
     options: WebSocketOptions,
 ) -> io::Result<()> {
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
-    });
-    serve_websocket_with(server, listener, options).await
+    serve_until_terminating(server, listener, None, options).await
 }
 
-/// Serves websocket connections on any listener (plain TCP or
-/// [`TlsListener`]) until the server starts terminating (see
-/// [`crate::lifecycle`]): then it stops accepting and returns `Ok`, and
-/// the open connections close when the server tells them to.
-pub async fn serve_websocket_with<L>(
+/// Serves websocket connections over TLS (`wss://`), like
+/// [`serve_websocket_tcp`]. Each TLS handshake runs in a task of its own,
+/// within the handshake timeout, so a slow or silent client cannot hold up
+/// the others.
+pub async fn serve_websocket_tls(
     server: Server,
-    listener: L,
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
     options: WebSocketOptions,
-) -> io::Result<()>
-where
-    L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
-{
+) -> io::Result<()> {
+    let acceptor = TlsAcceptor::from(tls);
+    serve_until_terminating(server, listener, Some(acceptor), options).await
+}
+
+async fn serve_until_terminating(
+    server: Server,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    options: WebSocketOptions,
+) -> io::Result<()> {
+    let limits = options.pending.clone();
     let app = router(server.clone(), options);
-    let serving = axum::serve(listener, app).into_future();
+    let serving = super::listener::serve(listener, tls, app, limits);
     let stopped = server.lifecycle().until_terminating(serving).await;
     stopped.unwrap_or(Ok(()))
 }
@@ -171,6 +178,25 @@ impl Drop for OpenConnection {
     }
 }
 
+/// The answer to an upgrade (or `/auth` request) the [`AccessPolicy`]
+/// refuses.
+pub(crate) fn refused(refusal: Refusal) -> Response {
+    match refusal {
+        Refusal::ForbiddenOrigin => (StatusCode::FORBIDDEN, "origin not allowed\n").into_response(),
+        Refusal::AmbiguousCredentials => (
+            StatusCode::BAD_REQUEST,
+            "present the token once: one Authorization header, one token= parameter or one bearer subprotocol\n",
+        )
+            .into_response(),
+        Refusal::Unauthorized => (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "missing or invalid bearer token\n",
+        )
+            .into_response(),
+    }
+}
+
 async fn upgrade(
     State(state): State<WsState>,
     headers: HeaderMap,
@@ -180,19 +206,8 @@ async fn upgrade(
     if state.options.web && !super::web::is_websocket_upgrade(&headers) {
         return super::web::page(uri.path());
     }
-    match state.options.policy.check(&headers, &uri) {
-        Ok(()) => {}
-        Err(Refusal::ForbiddenOrigin) => {
-            return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
-        }
-        Err(Refusal::Unauthorized) => {
-            return (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Bearer")],
-                "missing or invalid bearer token\n",
-            )
-                .into_response();
-        }
+    if let Err(refusal) = state.options.policy.check(&headers, &uri) {
+        return refused(refusal);
     }
     let own = &state.server.config().server_id;
     match fleet::path_target(&state.options.path_prefix, own, uri.path()) {
@@ -238,9 +253,13 @@ async fn serve_socket(server: Server, socket: WebSocket) {
     let max = server.config().max_message_bytes;
     let read_echo = echo.clone();
     let (read_switch, write_switch) = (frames.clone(), frames.clone());
+    let options = ConnectionOptions {
+        initialize_within: Some(server.config().initialize_timeout),
+        binary_frames: Some(frames),
+    };
     run_connection(
         server,
-        Some(frames),
+        options,
         move |incoming| read_frames(stream, incoming, max, read_echo, read_switch),
         move |outgoing, end| write_frames(sink, outgoing, echo, write_switch, end),
     )
@@ -346,71 +365,6 @@ async fn write_frames(
     };
     let _ = sink.send(Message::Close(Some(frame))).await;
     let _ = sink.close().await;
-}
-
-/// How long a client may take to complete the TLS handshake.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A TLS listener for `wss://`: accepts TCP connections and completes each
-/// handshake in a task of its own, so a slow or silent client cannot hold
-/// up the others.
-pub struct TlsListener {
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-}
-
-impl TlsListener {
-    pub fn new(
-        listener: TcpListener,
-        config: Arc<rustls::ServerConfig>,
-    ) -> io::Result<TlsListener> {
-        let local = listener.local_addr()?;
-        let acceptor = TlsAcceptor::from(config);
-        let (tx, ready) = mpsc::channel(64);
-        tokio::spawn(async move {
-            loop {
-                let (tcp, peer) = match listener.accept().await {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                // See `serve_websocket_tcp` for why.
-                let _ = tcp.set_nodelay(true);
-                let acceptor = acceptor.clone();
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                        Ok(Ok(tls)) => {
-                            let _ = tx.send((tls, peer)).await;
-                        }
-                        Ok(Err(error)) => tracing::info!(%error, %peer, "TLS handshake failed"),
-                        Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        Ok(TlsListener { ready, local })
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(accepted) => accepted,
-            // The accept loop never ends on its own.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.local)
-    }
 }
 
 /// Loads a PEM certificate chain and private key into a server config.
