@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
 
 use crate::raw::{self, CHILD_PATH, ECHO_SCRIPT};
 
@@ -209,8 +210,17 @@ pub async fn read_all(url: &str, expected_bytes: u64) -> anyhow::Result<Duration
     let started = Instant::now();
     let mut socket = connect(url).await?;
     let mut total = 0u64;
-    while let Some(bytes) = next_binary(&mut socket).await? {
-        total += bytes.len() as u64;
+    while let Some(message) = socket.next().await {
+        match message {
+            Ok(Message::Binary(bytes)) => total += bytes.len() as u64,
+            Ok(Message::Close(_)) => break,
+            Ok(_) => {}
+            // websocketd may close the TCP connection as its child exits
+            // without a close frame; the byte count below still says
+            // whether everything arrived.
+            Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => break,
+            Err(error) => return Err(error.into()),
+        }
     }
     let elapsed = started.elapsed();
     if total != expected_bytes {
