@@ -24,16 +24,44 @@ use tracing_subscriber::{Layer, fmt};
 /// The most detailed level a crate outside exec-server may log at.
 const DEPENDENCY_CAP: Level = Level::DEBUG;
 
-/// Installs the logger. Call once, before the runtime starts.
+/// How log lines are written (`--log-format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `target`,
+    /// `fields`, `spans`), for log collectors.
+    Json,
+}
+
+/// Installs the logger with text lines. Call once, before the runtime
+/// starts.
 pub fn init() {
+    init_with(LogFormat::Text);
+}
+
+/// Installs the logger in `format`. Call once, before the runtime starts.
+pub fn init_with(format: LogFormat) {
     let requested =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(Level::WARN.as_str()));
-    let layer = fmt::layer()
-        .with_writer(std::io::stderr)
-        // Colour codes only for a person at a terminal, not in log files.
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_filter(requested.and(filter_fn(within_cap)));
-    tracing_subscriber::registry().with(layer).init();
+    let filter = requested.and(filter_fn(within_cap));
+    let layer = fmt::layer().with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => {
+            // Colour codes only for a person at a terminal, not in log files.
+            let layer = layer.with_ansi(std::io::stderr().is_terminal());
+            tracing_subscriber::registry()
+                .with(layer.with_filter(filter))
+                .init();
+        }
+        LogFormat::Json => {
+            let layer = layer.json().with_current_span(false).with_ansi(false);
+            tracing_subscriber::registry()
+                .with(layer.with_filter(filter))
+                .init();
+        }
+    }
 }
 
 /// Whether an event may be logged whatever `RUST_LOG` says. Events that

@@ -49,6 +49,10 @@ struct Args {
     #[arg(long, default_value = "stdio://", value_name = "URL")]
     listen: String,
 
+    /// How log lines on stderr are written: `text`, or `json` (one object per line) for log collectors.
+    #[arg(long, value_enum, default_value_t = logging::LogFormat::Text, value_name = "FORMAT")]
+    log_format: logging::LogFormat,
+
     #[command(flatten)]
     server: config::ServerFlags,
 }
@@ -112,7 +116,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    logging::init();
+    logging::init_with(args.log_format);
     let settings = match args
         .server
         .settings()

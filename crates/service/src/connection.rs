@@ -27,6 +27,7 @@ use exec_server_protocol::{ClientMessage, RequestId, RpcError, ServerMessage};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use crate::Server;
 use crate::context::Context;
@@ -174,9 +175,14 @@ impl Connection {
         };
         match message {
             ClientMessage::Request { id, method, params } => {
+                let started = Instant::now();
                 let flow = match self.route(&method, params).await {
-                    Reply::Now(result) => self.respond(id, result).await,
-                    Reply::Later(future) => self.defer(id, future).await,
+                    Reply::Now(result) => {
+                        let metrics = self.cx.server().metrics();
+                        metrics.answered(&method, started.elapsed(), result.is_ok());
+                        self.respond(id, result).await
+                    }
+                    Reply::Later(future) => self.defer(id, &method, started, future).await,
                 };
                 self.start_forwarders();
                 flow
@@ -251,17 +257,28 @@ impl Connection {
         .await
     }
 
-    async fn defer(&mut self, id: RequestId, future: Deferred<Value>) -> Flow {
+    async fn defer(
+        &mut self,
+        id: RequestId,
+        method: &str,
+        started: Instant,
+        future: Deferred<Value>,
+    ) -> Flow {
+        let server = self.cx.server().clone();
         while self.deferred.try_join_next().is_some() {}
         if self.deferred.len() >= MAX_DEFERRED {
             let error = ApiError::TooManyWaits {
                 limit: MAX_DEFERRED,
             };
+            server.metrics().answered(method, started.elapsed(), false);
             return self.respond(id, Err(error)).await;
         }
         let out = self.cx.out().clone();
+        let method = method.to_owned();
         self.deferred.spawn(async move {
             let result = future.await.map_err(RpcError::from);
+            let metrics = server.metrics();
+            metrics.answered(&method, started.elapsed(), result.is_ok());
             let _ = out
                 .send(ServerMessage::Response {
                     id: Some(id),

@@ -115,6 +115,18 @@ impl Context {
             .ok_or(ApiError::TooManyProcessesOnServer { limit: slots.max() })
     }
 
+    /// Spawns a process, counted in the server's metrics.
+    pub async fn spawn(
+        &self,
+        config: exec_server_core::ProcessConfig,
+    ) -> Result<exec_server_core::Process, exec_server_core::SpawnError> {
+        let started = std::time::Instant::now();
+        let spawned = exec_server_core::spawn_process(config).await;
+        let metrics = self.server.metrics();
+        metrics.spawned(started.elapsed(), spawned.is_ok());
+        spawned
+    }
+
     /// This connection's budget for `match` patterns.
     pub fn patterns(&self) -> &PatternBudget {
         &self.patterns

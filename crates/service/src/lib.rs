@@ -83,6 +83,7 @@ mod forwarder;
 pub mod frames;
 mod handlers;
 mod limits;
+pub mod metrics;
 mod pattern;
 mod router;
 pub mod sandbox;
@@ -118,6 +119,8 @@ struct ServerInner {
     screens: ScreenBudget,
     /// Running processes of every session (`--max-processes`).
     processes: limits::ProcessSlots,
+    /// What `/metrics` reports.
+    metrics: metrics::Metrics,
 }
 
 impl Server {
@@ -130,6 +133,7 @@ impl Server {
                 groups: ProcessGroups::new(),
                 sessions: session::SessionRegistry::default(),
                 lifecycle: lifecycle::Lifecycle::default(),
+                metrics: metrics::Metrics::new(),
             }),
         }
     }
@@ -155,6 +159,11 @@ impl Server {
     /// Processes running on this server now, detached ones included.
     pub fn running_processes(&self) -> usize {
         self.inner.processes.live()
+    }
+
+    /// The counters and histograms `/metrics` serves.
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.inner.metrics
     }
 
     pub(crate) fn process_slots(&self) -> &limits::ProcessSlots {

@@ -235,6 +235,7 @@ impl Server {
         };
         lifecycle.advance(Phase::Closing);
         self.sessions().end_all();
+        exec_server_core::sandbox::remove_ready_tmp_dirs();
         let unfinished_connections = lifecycle.connections_closed(CLOSE_BOUND).await;
         ShutdownReport {
             process_groups,

@@ -41,7 +41,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::OnceLock;
 
 pub use probe::{KernelSupport, MountNamespaces, SIMULATE_NO_LANDLOCK_ENV, kernel_support};
-pub use tmp::PrivateTmp;
+pub use tmp::{PrivateTmp, remove_ready as remove_ready_tmp_dirs};
 
 /// What the filesystem looks like to a sandboxed process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

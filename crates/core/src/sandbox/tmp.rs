@@ -90,8 +90,22 @@ impl Pool {
     }
 }
 
+static POOL: OnceLock<Pool> = OnceLock::new();
+
+/// Removes the directories kept ready, at once: called at the server's
+/// shutdown, so that a server that exits cleanly leaves nothing behind in
+/// the temporary directory. (Directories of processes still being removed
+/// by the worker are swept by the next server, like a killed server's.)
+pub fn remove_ready() {
+    let Some(pool) = POOL.get() else { return };
+    let ready = std::mem::take(&mut *pool.ready.lock().expect("tmp pool lock poisoned"));
+    for mut tmp in ready {
+        // The drop that follows sees an empty path and does nothing.
+        remove(&std::mem::take(&mut tmp.path));
+    }
+}
+
 fn pool() -> &'static Pool {
-    static POOL: OnceLock<Pool> = OnceLock::new();
     POOL.get_or_init(|| {
         let (sender, receiver) = mpsc::channel();
         let started = std::thread::Builder::new()
@@ -198,6 +212,16 @@ fn sweep_dead_servers(base: &Path) {
         let Some(pid) = rest.split('.').next().and_then(|p| p.parse::<i32>().ok()) else {
             continue;
         };
+        // Another user's server (a root one, for a server run as nobody):
+        // the sticky temporary directory refuses unless this is root.
+        let owner = entry.metadata().map(|metadata| {
+            use std::os::unix::fs::MetadataExt as _;
+            metadata.uid()
+        });
+        let me = rustix::process::geteuid();
+        if !me.is_root() && owner.is_ok_and(|uid| uid != me.as_raw()) {
+            continue;
+        }
         // SAFETY: kill with signal 0 only checks that the process exists.
         let gone = pid > 0
             && unsafe { libc::kill(pid, 0) } != 0

@@ -9,7 +9,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use exec_server_core::{
     OutputStream, ProcessConfig, ProcessHandle, StdinMode, StdioMode, TerminalSize, signal_number,
-    spawn_process,
 };
 use exec_server_protocol::process::{
     EmptyResponse, ListParams, ListResponse, OutputChunk, ProcessIdParams, ProcessInfo, ReadParams,
@@ -122,7 +121,7 @@ pub(crate) async fn start(
         .unwrap_or(max_ttl)
         .min(max_ttl);
     let slot = cx.process_slot()?;
-    let process = spawn_process(config).await?;
+    let process = cx.spawn(config).await?;
     slot.release_on_exit(process.handle.clone());
     let pid = process.handle.pid();
     let applied = process.handle.sandbox().map(crate::sandbox::applied);

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use exec_server_core::{ProcessConfig, StdinMode, StdioMode, TerminalSize, spawn_process};
+use exec_server_core::{ProcessConfig, StdinMode, StdioMode, TerminalSize};
 use exec_server_protocol::process::OnDisconnect;
 use exec_server_protocol::v0::{
     ExecParams, ExecResponse, TerminateParams, TerminateResponse, WriteParams, WriteResponse,
@@ -46,7 +46,7 @@ pub(crate) async fn exec(cx: &mut Context, params: ExecParams) -> Result<ExecRes
         screen_budget: Some(cx.server().screen_budget().clone()),
     };
     let slot = cx.process_slot()?;
-    let process = spawn_process(config).await?;
+    let process = cx.spawn(config).await?;
     slot.release_on_exit(process.handle.clone());
     let session_id = cx.session()?.next_v0_id();
     let meta = ProcessMeta {

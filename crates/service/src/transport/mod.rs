@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::lifecycle::Shutdown;
+use crate::metrics::Transport;
 use crate::{
     ConnectionOptions, INCOMING_CAPACITY, Incoming, OUTGOING_CAPACITY, Server,
     serve_connection_with,
@@ -94,6 +95,7 @@ impl WriterEnd {
 /// at most [`FINAL_FLUSH`] plus the close after the end.
 pub(crate) async fn run_connection<R, W>(
     server: Server,
+    transport: Transport,
     options: ConnectionOptions,
     read: impl FnOnce(mpsc::Sender<Incoming>) -> R,
     write: impl FnOnce(mpsc::Receiver<ServerMessage>, WriterEnd) -> W,
@@ -102,6 +104,7 @@ pub(crate) async fn run_connection<R, W>(
     W: Future<Output = ()> + Send + 'static,
 {
     let _guard = server.lifecycle().connection();
+    let _open = server.metrics().connection(transport);
     let (incoming_tx, incoming_rx) = mpsc::channel(INCOMING_CAPACITY);
     let (outgoing_tx, outgoing_rx) = mpsc::channel(OUTGOING_CAPACITY);
     let (ended_tx, ended_rx) = oneshot::channel();

@@ -9,6 +9,7 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWrite
 use tokio::sync::mpsc;
 
 use super::{JsonRpcEcho, WRITE_BATCH_BYTES, WriterEnd, decode_incoming, run_connection};
+use crate::metrics::{Traffic, Transport};
 use crate::{ConnectionOptions, Incoming, Server};
 
 /// Serves one connection over the process's stdin and stdout.
@@ -27,11 +28,22 @@ where
     let echo = JsonRpcEcho::default();
     let max = server.config().max_message_bytes;
     let read_echo = echo.clone();
+    let traffic = server.metrics().traffic(Transport::Stdio);
+    let read_traffic = traffic.clone();
     run_connection(
         server,
+        Transport::Stdio,
         ConnectionOptions::default(),
-        move |incoming| read_lines(BufReader::new(reader), incoming, max, read_echo),
-        move |outgoing, end| write_lines(writer, outgoing, echo, end),
+        move |incoming| {
+            read_lines(
+                BufReader::new(reader),
+                incoming,
+                max,
+                read_echo,
+                read_traffic,
+            )
+        },
+        move |outgoing, end| write_lines(writer, outgoing, echo, end, traffic),
     )
     .await
 }
@@ -96,13 +108,23 @@ async fn read_lines<R: AsyncBufRead + Unpin>(
     incoming: mpsc::Sender<Incoming>,
     max: usize,
     echo: JsonRpcEcho,
+    traffic: Traffic,
 ) {
     let mut buf = Vec::new();
     loop {
-        let message = match read_bounded_line(&mut reader, &mut buf, max).await {
-            Ok(Line::Complete) if buf.iter().all(u8::is_ascii_whitespace) => continue,
-            Ok(Line::Complete) => decode_incoming(&buf, &echo),
-            Ok(Line::TooLong(bytes)) => Incoming::TooLarge { bytes },
+        let line = read_bounded_line(&mut reader, &mut buf, max).await;
+        let message = match line {
+            Ok(Line::Complete) => {
+                traffic.received(buf.len() + 1);
+                if buf.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                decode_incoming(&buf, &echo)
+            }
+            Ok(Line::TooLong(bytes)) => {
+                traffic.received(bytes);
+                Incoming::TooLarge { bytes }
+            }
             Ok(Line::Eof) => return,
             Err(error) => {
                 tracing::info!(%error, "reading the input failed; ending the connection");
@@ -120,6 +142,7 @@ async fn write_lines<W: AsyncWrite + Unpin>(
     mut outgoing: mpsc::Receiver<ServerMessage>,
     echo: JsonRpcEcho,
     mut end: WriterEnd,
+    traffic: Traffic,
 ) {
     let mut batch = Vec::with_capacity(64 * 1024);
     while let Some(message) = end.next(&mut outgoing).await {
@@ -141,6 +164,7 @@ async fn write_lines<W: AsyncWrite + Unpin>(
             tracing::info!(%error, "writing the output failed; ending the connection");
             return;
         }
+        traffic.sent(batch.len());
     }
 }
 

@@ -9,7 +9,8 @@
 //!
 //! HTTP routes: `GET /readyz` (200 naming the server id, 503 while
 //! draining) and `GET /livez` (200 while the process serves) answer without
-//! authentication and say nothing else; `PREFIX/` and `PREFIX/SERVER_ID/`
+//! authentication and say nothing else; `GET /metrics` (Prometheus text,
+//! [`crate::metrics`]) needs what an upgrade needs (origin, token); `PREFIX/` and `PREFIX/SERVER_ID/`
 //! are the websocket endpoint (see [`crate::fleet`]), where the
 //! [`AccessPolicy`] (origin, then token), the routing rules and the
 //! connection limit are checked before the upgrade.
@@ -41,6 +42,7 @@ use super::listener::PendingLimits;
 use super::{JsonRpcEcho, WRITE_BATCH_BYTES, WriterEnd, decode_incoming, run_connection};
 use crate::fleet::{self, PathPrefix, PathTarget};
 use crate::frames::BinaryFrames;
+use crate::metrics::{Traffic, Transport};
 use crate::security::{AccessPolicy, Refusal};
 use crate::{ConnectionOptions, Incoming, Server};
 
@@ -87,7 +89,8 @@ fn router(server: Server, options: WebSocketOptions) -> Router {
     };
     let mut router = Router::new()
         .route("/readyz", get(readyz))
-        .route("/livez", get(|| async { "ok\n" }));
+        .route("/livez", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics));
     for path in endpoints {
         if web && path.ends_with('/') {
             router = router
@@ -97,6 +100,17 @@ fn router(server: Server, options: WebSocketOptions) -> Router {
         router = router.route(&path, get(upgrade));
     }
     router.with_state(state)
+}
+
+/// Prometheus text; behind the same origin and token rules as the
+/// endpoint, since it tells who is doing how much.
+async fn metrics(State(state): State<WsState>, headers: HeaderMap, uri: Uri) -> Response {
+    if let Err(refusal) = state.options.policy.check(&headers, &uri) {
+        return refused(refusal);
+    }
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    let body = crate::metrics::render(&state.server);
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 async fn readyz(State(state): State<WsState>) -> (StatusCode, String) {
@@ -257,11 +271,14 @@ async fn serve_socket(server: Server, socket: WebSocket) {
         initialize_within: Some(server.config().initialize_timeout),
         binary_frames: Some(frames),
     };
+    let traffic = server.metrics().traffic(Transport::WebSocket);
+    let read_traffic = traffic.clone();
     run_connection(
         server,
+        Transport::WebSocket,
         options,
-        move |incoming| read_frames(stream, incoming, max, read_echo, read_switch),
-        move |outgoing, end| write_frames(sink, outgoing, echo, write_switch, end),
+        move |incoming| read_frames(stream, incoming, max, read_echo, read_switch, read_traffic),
+        move |outgoing, end| write_frames(sink, outgoing, echo, write_switch, end, traffic),
     )
     .await
 }
@@ -272,6 +289,7 @@ async fn read_frames(
     max: usize,
     echo: JsonRpcEcho,
     frames: BinaryFrames,
+    traffic: Traffic,
 ) {
     while let Some(frame) = stream.next().await {
         let bytes = match frame {
@@ -282,6 +300,7 @@ async fn read_frames(
             Ok(Message::Binary(bytes))
                 if frames.is_on() && binary::is_binary_frame(&bytes) && bytes.len() <= max =>
             {
+                traffic.received(bytes.len());
                 let message = match binary::decode_client_frame(&bytes) {
                     Ok(write) => Incoming::Write(write),
                     Err(error) => Incoming::Invalid(DecodeError::NotJsonRpc(error.to_string())),
@@ -300,6 +319,7 @@ async fn read_frames(
                 return;
             }
         };
+        traffic.received(bytes.len());
         let message = if bytes.len() > max {
             Incoming::TooLarge { bytes: bytes.len() }
         } else {
@@ -317,6 +337,7 @@ async fn write_frames(
     echo: JsonRpcEcho,
     frames: BinaryFrames,
     mut end: WriterEnd,
+    traffic: Traffic,
 ) {
     while let Some(message) = end.next(&mut outgoing).await {
         let mut batched = 0;
@@ -350,6 +371,7 @@ async fn write_frames(
             tracing::info!(%error, "websocket flush failed; ending the connection");
             return;
         }
+        traffic.sent(batched);
     }
     // A clean close: 1001 tells a client that this server is going away
     // (reconnect elsewhere), 1000 that the connection simply ended. The
