@@ -31,6 +31,17 @@ export interface ChangedNotification {
 }
 
 /**
+ * `initialize` params `capabilities`: optional features a client asks for.
+ */
+export interface ClientCapabilities {
+  /**
+   * Output (and the client's `process/write`) as binary websocket
+   * frames (`schema/binary-frames.md`). Websocket only; ignored on stdio.
+   */
+  binaryFrames?: boolean;
+}
+
+/**
  * `fs/close`: closes a handle; a write handle commits its file, or with
  * `discard: true` throws it away (the target keeps its old content).
  */
@@ -182,6 +193,10 @@ export interface FsLimits {
 }
 
 export interface InitializeParams {
+  /**
+   * What the client would like turned on for this connection.
+   */
+  capabilities?: ClientCapabilities | null;
   clientName?: string;
   /**
    * Resume the session (and its detached processes) with this id, taken
@@ -191,6 +206,11 @@ export interface InitializeParams {
 }
 
 export interface InitializeResponse {
+  /**
+   * The optional features on for this connection, answering the
+   * client's `capabilities`.
+   */
+  capabilities?: ServerCapabilities | null;
   /**
    * The server's limits, so clients can size their requests.
    */
@@ -819,6 +839,18 @@ export interface SandboxSupport {
    * seccomp filters; without them no sandbox can be started.
    */
   seccomp: boolean;
+}
+
+/**
+ * `initialize` result `capabilities`: what is on for this connection.
+ * Present only when the client sent `capabilities`.
+ */
+export interface ServerCapabilities {
+  /**
+   * Output notifications come as binary frames, and binary
+   * `process/write` frames are accepted.
+   */
+  binaryFrames?: boolean;
 }
 
 /**

@@ -12,6 +12,8 @@
 //! - `raw` holds the baselines, measured in the same run by this program
 //!   itself: a 64 KiB pipe reader, a 64 KiB PTY master reader, `posix_spawn`
 //!   + `waitpid`, a one-byte echo on a raw PTY.
+//! - `peers` runs websocketd, the program the issue compares a websocket
+//!   bridge with, in the same run (rows say "skipped" when it is absent).
 //! - `server` finds, builds and starts the `exec-server` binary.
 //! - `report` turns runs into medians with min and max, ratios against the
 //!   baseline and verdicts against the issue's targets, printed as a table
@@ -21,6 +23,7 @@
 //! exit status stays 0. Only a workload that fails to run (lost bytes, a
 //! server that does not start) makes the exit status non-zero.
 
+mod peers;
 mod raw;
 mod report;
 mod server;
@@ -193,7 +196,7 @@ fn choose_transports(names: &[String]) -> anyhow::Result<Vec<Transport>> {
                 .into_iter()
                 .find(|t| t.name() == name)
                 .with_context(|| {
-                    format!("unknown transport `{name}`; expected in-process, stdio or websocket")
+                    format!("unknown transport `{name}`; expected in-process, stdio, websocket or websocket-json")
                 })
         })
         .collect()

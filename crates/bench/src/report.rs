@@ -151,6 +151,9 @@ pub struct Row {
     /// The baseline's name and figure.
     pub baseline: Option<(String, Summary)>,
     pub target: Option<Target>,
+    /// Why the row could not be measured (a peer that is not installed):
+    /// it is printed with this reason instead of figures.
+    pub skipped: Option<String>,
 }
 
 impl Row {
@@ -167,7 +170,20 @@ impl Row {
             ours,
             baseline: None,
             target: None,
+            skipped: None,
         }
+    }
+
+    /// A row that could not be measured, and why.
+    pub fn skipped(
+        workload: &'static str,
+        measure: impl Into<String>,
+        unit: Unit,
+        reason: impl Into<String>,
+    ) -> Row {
+        let mut row = Row::new(workload, measure, unit, Summary::of(&[0.0]));
+        row.skipped = Some(reason.into());
+        row
     }
 
     pub fn baseline(mut self, name: impl Into<String>, figure: Summary) -> Row {
@@ -182,11 +198,17 @@ impl Row {
 
     /// ours / baseline, on medians.
     pub fn ratio(&self) -> Option<f64> {
+        if self.skipped.is_some() {
+            return None;
+        }
         let (_, baseline) = self.baseline.as_ref()?;
         (baseline.median > 0.0).then(|| self.ours.median / baseline.median)
     }
 
     pub fn target_met(&self) -> Option<bool> {
+        if self.skipped.is_some() {
+            return None;
+        }
         Some(match self.target? {
             Target::RatioAtLeast(goal) => self.ratio()? >= goal,
             Target::RatioAtMost(goal) => self.ratio()? <= goal,
@@ -208,7 +230,8 @@ impl Row {
             "workload": self.workload,
             "measure": self.measure,
             "unit": self.unit.symbol(),
-            "ours": self.ours.to_json(),
+            "ours": if self.skipped.is_some() { Value::Null } else { self.ours.to_json() },
+            "skipped": self.skipped,
             "baseline": self.baseline.as_ref().map(|(name, figure)| {
                 json!({"name": name, "figure": figure.to_json()})
             }),
@@ -230,7 +253,10 @@ pub fn table(rows: &[Row]) -> String {
             [
                 row.workload.to_string(),
                 format!("{} ({})", row.measure, row.unit.hint()),
-                row.ours.format(row.unit),
+                match &row.skipped {
+                    Some(reason) => format!("skipped: {reason}"),
+                    None => row.ours.format(row.unit),
+                },
                 row.baseline
                     .as_ref()
                     .map(|(name, figure)| format!("{name}: {}", figure.format(row.unit)))
@@ -313,5 +339,15 @@ mod tests {
             .target(Target::RatioAtLeast(0.5));
         assert_eq!(row.target_met(), Some(false));
         assert!(table(&[row]).contains("MISSED"));
+    }
+
+    #[test]
+    fn a_skipped_row_says_why_and_judges_nothing() {
+        let row = Row::skipped("w", "m", Unit::Micros, "websocketd not installed")
+            .baseline("raw", Summary::of(&[10.0]))
+            .target(Target::RatioAtMost(1.0));
+        assert_eq!((row.ratio(), row.target_met()), (None, None));
+        assert!(table(std::slice::from_ref(&row)).contains("skipped: websocketd not installed"));
+        assert_eq!(row.to_json()["ours"], Value::Null);
     }
 }

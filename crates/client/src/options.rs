@@ -95,6 +95,11 @@ pub struct WebSocketConnectArgs {
     /// connections (HAProxy's `timeout tunnel`, cloud balancers' idle
     /// timeouts) keep a quiet session open. `None`: no pings.
     pub keepalive: Option<Duration>,
+    /// Ask for binary output frames (`schema/binary-frames.md`): output
+    /// arrives as raw bytes behind a small header instead of base64 in
+    /// JSON. A server that does not offer them answers in JSON as before.
+    /// Asked again on every resume.
+    pub binary_frames: bool,
 }
 
 impl WebSocketConnectArgs {
@@ -108,6 +113,7 @@ impl WebSocketConnectArgs {
             reconnect: None,
             ca_pem: None,
             keepalive: None,
+            binary_frames: true,
         }
     }
 }

@@ -209,6 +209,44 @@ async fn websocket_server() -> std::net::SocketAddr {
     address
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_output_comes_as_binary_frames_by_default_and_as_json_when_asked() {
+    let address = websocket_server().await;
+    // Every byte value (not UTF-8, NULs included), on stdout and stderr.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bytes");
+    let bytes: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&file, &bytes).unwrap();
+    let script = format!("cat {0}; cat {0} >&2", file.display());
+    for binary_frames in [true, false] {
+        let mut args = WebSocketConnectArgs::new(format!("ws://{address}"));
+        args.binary_frames = binary_frames;
+        let client = ExecServerClient::connect_websocket(args).await.unwrap();
+        let on = client
+            .server_info()
+            .and_then(|info| info.capabilities)
+            .map(|capabilities| capabilities.binary_frames);
+        // Not asking leaves the result as it was before capabilities.
+        assert_eq!(on, binary_frames.then_some(true));
+        let output = client
+            .start(sh(&script))
+            .await
+            .unwrap()
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(
+            output.stdout, bytes,
+            "stdout, binary frames {binary_frames}"
+        );
+        assert_eq!(
+            output.stderr, bytes,
+            "stderr, binary frames {binary_frames}"
+        );
+        assert_eq!(output.exit.exit_code, 0);
+    }
+}
+
 /// A client that reconnects, talking to a real server through a proxy the
 /// test can cut.
 async fn resumable_client() -> (Proxy, ExecServerClient) {
@@ -267,6 +305,9 @@ async fn a_dropped_websocket_is_resumed_without_losing_or_repeating_output() {
         session,
         "the same session came back"
     );
+    // The resumes asked for binary frames again.
+    let capabilities = client.server_info().and_then(|info| info.capabilities);
+    assert_eq!(capabilities.map(|c| c.binary_frames), Some(true));
     // The client still works after the resumes.
     let output = client
         .start(sh("echo after"))

@@ -34,6 +34,13 @@ use crate::process::{ExitStatus, OutputStream, ProcessEvent, Shared};
 /// (a PTY read returns only a few KiB at a time).
 pub const MAX_CHUNK_BYTES: usize = 64 * 1024;
 
+/// A read shorter than asked for and shorter than this ends the
+/// coalescing loop: the producer is slow (a keystroke's echo, a prompt),
+/// and reading again would almost surely say `EAGAIN`, one more system
+/// call on the interactive path. Bulk output returns kilobytes per read
+/// (a PTY about 3 KiB) and is still coalesced up to [`MAX_CHUNK_BYTES`].
+const SMALL_READ_BYTES: usize = 512;
+
 /// How long, after the exit of a PTY-backed child, the pump keeps waiting
 /// for its last output when another process still holds the terminal open.
 pub const PTY_EXIT_DRAIN: Duration = Duration::from_millis(100);
@@ -57,6 +64,10 @@ struct Reader {
     fd: Arc<AsyncFd<OwnedFd>>,
     buf: BytesMut,
     open: bool,
+    /// The last [`Reader::read_now`] emptied the descriptor (see
+    /// [`SMALL_READ_BYTES`]): the next read waits for a new readiness
+    /// event instead of trying first.
+    caught_up: bool,
 }
 
 enum Read {
@@ -72,6 +83,7 @@ impl Reader {
             fd,
             buf: BytesMut::new(),
             open: true,
+            caught_up: false,
         }
     }
 
@@ -82,6 +94,7 @@ impl Reader {
             self.buf.reserve(MAX_CHUNK_BYTES.max(limit));
         }
         let mut eof = false;
+        self.caught_up = false;
         while self.buf.len() < limit {
             let want = limit - self.buf.len();
             let spare: &mut [MaybeUninit<u8>] = &mut self.buf.spare_capacity_mut()[..want];
@@ -94,6 +107,13 @@ impl Reader {
                     let n = filled.len();
                     // SAFETY: `read` initialised the first `n` spare bytes.
                     unsafe { self.buf.set_len(self.buf.len() + n) };
+                    if n < want && n < SMALL_READ_BYTES {
+                        // A pipe returns all it holds and a terminal all of
+                        // its line discipline's buffer: nothing is left,
+                        // and whatever comes next raises a new edge.
+                        self.caught_up = true;
+                        break;
+                    }
                 }
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(rustix::io::Errno::AGAIN) => break,
@@ -119,7 +139,14 @@ impl Reader {
         loop {
             let mut guard = fd.readable().await?;
             match self.read_now(MAX_CHUNK_BYTES)? {
-                Read::Data(data) => return Ok(Some(data)),
+                Read::Data(data) => {
+                    if self.caught_up {
+                        // Clears only if no event came in since the guard
+                        // was taken, so nothing that arrives is missed.
+                        guard.clear_ready();
+                    }
+                    return Ok(Some(data));
+                }
                 Read::Eof => return Ok(None),
                 Read::WouldBlock => guard.clear_ready(),
             }

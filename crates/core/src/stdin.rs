@@ -11,14 +11,24 @@
 //! or one write. Waiting is cancel-safe: a write dropped while it waits was
 //! not queued at all, so a caller that gives up can say so and lose
 //! nothing silently.
+//!
+//! The short path: a write that finds the queue empty goes straight to the
+//! descriptor from the caller's task, and only what the kernel does not
+//! take at once (`EAGAIN`, a partial write) is queued for the writer task.
+//! A keystroke then costs no hand-off to another task, which on a
+//! multi-threaded runtime is a cross-thread wake-up (measured in
+//! docs/BENCHMARKS.md). Senders take turns (a fair lock held from the wait
+//! for room to the hand-off), so the queue being empty under that lock
+//! means the writer task is idle and nobody else writes: order holds, and
+//! one write's bytes are never split by another's.
 
 use std::io;
 use std::os::fd::OwnedFd;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 use tokio::io::unix::AsyncFd;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::input_wait::StdinActivity;
 
@@ -42,6 +52,13 @@ pub(crate) struct StdinQueue {
     room: Arc<Semaphore>,
     capacity: u32,
     activity: Arc<StdinActivity>,
+    /// The descriptor, for writes that find the queue empty. Weak: the
+    /// writer task holds the last strong reference, so that a pipe closes
+    /// when it ends.
+    fd: Weak<AsyncFd<OwnedFd>>,
+    /// Senders' turns (FIFO, like the semaphore): held from the wait for
+    /// room until the operation is written or queued.
+    turn: Mutex<()>,
 }
 
 /// The writer is gone (the child closed its end, or stdin was closed).
@@ -66,12 +83,15 @@ impl StdinQueue {
             .min(u32::MAX as usize) as u32;
         let room = Arc::new(Semaphore::new(capacity as usize));
         let (ops, rx) = mpsc::unbounded_channel();
+        let weak = Arc::downgrade(&fd);
         tokio::spawn(run(fd, terminal, rx, room.clone(), activity.clone()));
         StdinQueue {
             ops,
             room,
             capacity,
             activity,
+            fd: weak,
+            turn: Mutex::new(()),
         }
     }
 
@@ -84,12 +104,34 @@ impl StdinQueue {
         let cost = bytes
             .saturating_add(OP_OVERHEAD_BYTES)
             .min(self.capacity as usize) as u32;
+        let _turn = self.turn.lock().await;
+        // Every permit back means every queued operation was written and
+        // the writer task is idle; with the turn held, nobody queues now.
+        let idle = self.room.available_permits() == self.capacity as usize;
         let permit = self
             .room
             .clone()
             .acquire_many_owned(cost)
             .await
             .map_err(|_| Closed)?;
+        let op = match op {
+            StdinOp::Write(data) if idle && !data.is_empty() => match self.write_now(&data) {
+                Ok(written) if written == data.len() => return Ok(()),
+                Ok(written) => StdinOp::Write(data.slice(written..)),
+                Err(error) => {
+                    // As in the writer task: the child cannot read any
+                    // more, so this and later writes are refused.
+                    tracing::debug!(%error, "stdin write failed");
+                    self.room.close();
+                    return Err(Closed);
+                }
+            },
+            op => op,
+        };
+        let bytes = match &op {
+            StdinOp::Write(data) => data.len(),
+            StdinOp::Close => 0,
+        };
         // Counted only once queued (nothing awaits from here on), so a
         // write dropped while it waited for room leaves no count behind.
         self.activity.queued(bytes);
@@ -97,6 +139,22 @@ impl StdinQueue {
             self.activity.done(bytes);
             Closed
         })
+    }
+
+    /// One non-blocking write of what the descriptor takes now: the
+    /// number of bytes written, 0 when it is full.
+    fn write_now(&self, data: &[u8]) -> io::Result<usize> {
+        let Some(fd) = self.fd.upgrade() else {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        };
+        loop {
+            match rustix::io::write(fd.get_ref(), data) {
+                Ok(written) => return Ok(written),
+                Err(rustix::io::Errno::INTR) => {}
+                Err(rustix::io::Errno::AGAIN) => return Ok(0),
+                Err(error) => return Err(error.into()),
+            }
+        }
     }
 
     /// Bytes (with per-operation charges) queued and not yet written.

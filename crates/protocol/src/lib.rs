@@ -28,12 +28,17 @@
 //!   output notifications appends base64 straight into a pre-built JSON frame,
 //!   because the output path is the hot path of the whole server.
 //!
+//! - [`binary`] — the binary websocket frames a client may turn on in
+//!   `initialize`: output and `process/write` as raw bytes behind a fixed
+//!   header (`schema/binary-frames.md`).
+//!
 //! Data flow: a transport reads bytes, [`wire::decode_client_message`] turns
 //! them into a [`ClientMessage`], the server answers with [`ServerMessage`]s,
 //! and [`wire::encode_server_message`] turns those back into bytes. The
 //! in-process client skips both byte steps and exchanges the typed messages
 //! directly.
 
+pub mod binary;
 pub mod fs;
 pub mod jsonrpc;
 pub mod methods;

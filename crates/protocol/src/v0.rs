@@ -32,6 +32,30 @@ pub struct InitializeParams {
     /// from an earlier `initialize` result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume_session_id: Option<String>,
+    /// What the client would like turned on for this connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<ClientCapabilities>,
+}
+
+/// `initialize` params `capabilities`: optional features a client asks for.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientCapabilities {
+    /// Output (and the client's `process/write`) as binary websocket
+    /// frames (`schema/binary-frames.md`). Websocket only; ignored on stdio.
+    #[serde(default)]
+    pub binary_frames: bool,
+}
+
+/// `initialize` result `capabilities`: what is on for this connection.
+/// Present only when the client sent `capabilities`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerCapabilities {
+    /// Output notifications come as binary frames, and binary
+    /// `process/write` frames are accepted.
+    #[serde(default)]
+    pub binary_frames: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -58,6 +82,10 @@ pub struct InitializeResponse {
     /// What the server can confine, and its sandbox policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<crate::sandbox::SandboxInfo>,
+    /// The optional features on for this connection, answering the
+    /// client's `capabilities`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<ServerCapabilities>,
 }
 
 /// Limits a client may want to know about.

@@ -20,6 +20,7 @@
 //! ([`Phase::Closing`](crate::Phase::Closing)) the connection stops reading
 //! and ends its session instead: nothing will be left to resume.
 
+use exec_server_protocol::binary::BinaryWrite;
 use exec_server_protocol::methods::{Initialize, Initialized, Method, Notification};
 use exec_server_protocol::wire::{DecodeError, DecodedClientMessage};
 use exec_server_protocol::{ClientMessage, RequestId, RpcError, ServerMessage};
@@ -32,6 +33,7 @@ use crate::Server;
 use crate::context::Context;
 use crate::error::ApiError;
 use crate::forwarder::Target;
+use crate::frames::BinaryFrames;
 use crate::router::{self, Deferred, Reply};
 
 /// What a transport hands to the connection.
@@ -44,6 +46,10 @@ pub enum Incoming {
     TooLarge {
         bytes: usize,
     },
+    /// A `process/write` that came as a binary frame (only once the
+    /// handshake turned binary frames on): handled like the JSON request,
+    /// answered with a JSON response.
+    Write(BinaryWrite),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,6 +85,10 @@ pub struct ConnectionOptions {
     /// Close the connection when `initialize` has not succeeded this long
     /// after it started (websockets; stdio trusts its parent and waits).
     pub initialize_within: Option<std::time::Duration>,
+    /// The switch of a transport that can carry binary frames
+    /// (websockets): `initialize` turns it on when the client asks. `None`:
+    /// the transport cannot, and a client that asks is told they are off.
+    pub binary_frames: Option<BinaryFrames>,
 }
 
 /// Serves one connection until its input ends, then detaches its session.
@@ -98,8 +108,10 @@ pub async fn serve_connection_with(
     options: ConnectionOptions,
 ) {
     let mut shutdown = server.lifecycle().shutdown();
+    let mut cx = Context::new(server, out);
+    cx.set_binary_frames(options.binary_frames.clone());
     let mut connection = Connection {
-        cx: Context::new(server, out),
+        cx,
         handshake: Handshake::New,
         deferred: JoinSet::new(),
     };
@@ -153,6 +165,13 @@ impl Connection {
                 let error = ApiError::MessageTooLarge { bytes, limit };
                 return self.send_error_without_id(error).await;
             }
+            Incoming::Write(write) => {
+                let result = match self.gate(false) {
+                    Ok(()) => router::binary_write(&mut self.cx, write.params).await,
+                    Err(error) => Err(error),
+                };
+                return self.respond(write.id, result).await;
+            }
         };
         match message {
             ClientMessage::Request { id, method, params } => {
@@ -186,20 +205,25 @@ impl Connection {
     /// come before any other: an unknown method before `initialize` is
     /// told to initialize first.
     async fn route(&mut self, method: &str, params: Option<Value>) -> Reply<Value> {
-        let error = match (self.handshake, method == Initialize::NAME) {
-            (Handshake::New, true) => {
-                let reply = router::route(&mut self.cx, method, params).await;
-                if let Reply::Now(Ok(_)) = reply {
-                    self.handshake = Handshake::Initializing;
-                }
-                return reply;
-            }
-            (Handshake::Ready, false) => return router::route(&mut self.cx, method, params).await,
-            (_, true) => ApiError::AlreadyInitialized,
-            (Handshake::New, false) => ApiError::NotInitialized,
-            (Handshake::Initializing, false) => ApiError::NotInitializedYet,
-        };
-        Reply::Now(Err(error))
+        let initialize = method == Initialize::NAME;
+        if let Err(error) = self.gate(initialize) {
+            return Reply::Now(Err(error));
+        }
+        let reply = router::route(&mut self.cx, method, params).await;
+        if initialize && let Reply::Now(Ok(_)) = reply {
+            self.handshake = Handshake::Initializing;
+        }
+        reply
+    }
+
+    /// Whether a request may go to the router now (SPEC 1.3).
+    fn gate(&self, initialize: bool) -> Result<(), ApiError> {
+        match (self.handshake, initialize) {
+            (Handshake::New, true) | (Handshake::Ready, false) => Ok(()),
+            (_, true) => Err(ApiError::AlreadyInitialized),
+            (Handshake::New, false) => Err(ApiError::NotInitialized),
+            (Handshake::Initializing, false) => Err(ApiError::NotInitializedYet),
+        }
     }
 
     /// Now that the last response is queued: attaches a session that

@@ -10,6 +10,7 @@ use exec_server_protocol::ServerMessage;
 use tokio::sync::mpsc;
 
 use crate::error::ApiError;
+use crate::frames::BinaryFrames;
 use crate::limits::ProcessSlot;
 use crate::pattern::{PATTERN_BUDGET_BYTES, PatternBudget};
 use crate::session::{ProcessEntry, Session};
@@ -35,6 +36,8 @@ pub(crate) struct Context {
     pub fs: crate::handlers::fs::FsState,
     /// Memory the `match` patterns of this connection's waits may hold.
     patterns: PatternBudget,
+    /// The transport's binary-frame switch, when it can carry them.
+    binary_frames: Option<BinaryFrames>,
 }
 
 /// A started process waiting for its forwarder.
@@ -50,6 +53,23 @@ impl Context {
             pending_attach: None,
             fs: Default::default(),
             patterns: PatternBudget::new(PATTERN_BUDGET_BYTES),
+            binary_frames: None,
+        }
+    }
+
+    pub fn set_binary_frames(&mut self, binary_frames: Option<BinaryFrames>) {
+        self.binary_frames = binary_frames;
+    }
+
+    /// Turns binary frames on if the transport can carry them; whether
+    /// they are on.
+    pub fn turn_on_binary_frames(&self) -> bool {
+        match &self.binary_frames {
+            Some(switch) => {
+                switch.turn_on();
+                true
+            }
+            None => false,
         }
     }
 

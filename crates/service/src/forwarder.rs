@@ -42,11 +42,36 @@ pub(crate) enum Target {
 }
 
 impl Target {
-    fn current(&self, session: &Session) -> Option<mpsc::Sender<ServerMessage>> {
+    fn current(
+        &self,
+        session: &Session,
+        seen: &mut Attachment,
+    ) -> Option<mpsc::Sender<ServerMessage>> {
         match self {
             Target::Connection(out) => Some(out.clone()),
-            Target::Session => session.out(),
+            Target::Session => seen.current(session),
         }
+    }
+}
+
+/// The session's connection as a forwarder last saw it. The session is
+/// locked only when it was attached or detached since, not for every
+/// chunk; the channel is held weakly, so a quiet forwarder never keeps a
+/// closed connection's writer alive.
+#[derive(Default)]
+struct Attachment {
+    seen: Option<u64>,
+    out: Option<mpsc::WeakSender<ServerMessage>>,
+}
+
+impl Attachment {
+    fn current(&mut self, session: &Session) -> Option<mpsc::Sender<ServerMessage>> {
+        let now = session.attachment();
+        if self.seen != Some(now) {
+            self.out = session.out().map(|out| out.downgrade());
+            self.seen = Some(now);
+        }
+        self.out.as_ref().and_then(mpsc::WeakSender::upgrade)
     }
 }
 
@@ -57,6 +82,7 @@ pub(crate) async fn run(
     target: Target,
     mut events: mpsc::Receiver<ProcessEvent>,
 ) {
+    let mut attachment = Attachment::default();
     while let Some(event) = events.recv().await {
         let notification = match (entry.kind, event) {
             (ProcessKind::V0, ProcessEvent::Output { stream, data, .. }) => Some(
@@ -104,7 +130,7 @@ pub(crate) async fn run(
                 if kind == ProcessKind::V0 {
                     return;
                 }
-                if let Some(out) = target.current(&session) {
+                if let Some(out) = target.current(&session, &mut attachment) {
                     let closed = ServerNotification::ProcessClosed(ClosedNotification {
                         process_id: entry.id.clone(),
                     });
@@ -117,7 +143,7 @@ pub(crate) async fn run(
             continue;
         };
         // Detached: nothing to send; the output is in retention.
-        if let Some(out) = target.current(&session) {
+        if let Some(out) = target.current(&session, &mut attachment) {
             // A closed channel means the connection just ended; the session
             // decides what happens to the process.
             let _ = out.send(ServerMessage::Notification(notification)).await;

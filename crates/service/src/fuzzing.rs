@@ -21,8 +21,10 @@ use exec_server_protocol::{ClientMessage, RequestId, ServerMessage, wire};
 use crate::session::{ProcessEntry, ProcessKind, ProcessMeta};
 use crate::{Incoming, Server, ServerConfig, serve_connection};
 
-/// Both decoders on arbitrary bytes, and re-encoding what decodes.
+/// Every decoder on arbitrary bytes (JSON both ways, binary frames both
+/// ways), and re-encoding what decodes.
 pub fn decode(data: &[u8]) {
+    decode_binary(data);
     if let Ok(decoded) = decode_client_message(data) {
         let mut out = Vec::new();
         wire::encode_client_message(&decoded.message, decoded.jsonrpc, &mut out);
@@ -35,6 +37,26 @@ pub fn decode(data: &[u8]) {
         let mut out = Vec::new();
         wire::encode_server_message(&message, false, &mut out);
         let _ = decode_server_message(&out).expect("re-encoded messages decode");
+    }
+}
+
+/// The binary frame decoders: what decodes re-encodes to the same frame.
+fn decode_binary(data: &[u8]) {
+    use exec_server_protocol::binary;
+    let frame = bytes::Bytes::copy_from_slice(data);
+    if let Ok(notification) = binary::decode_server_frame(&frame) {
+        let message = ServerMessage::Notification(notification);
+        let again = binary::encode_server_frame(&message).expect("an output frame");
+        assert_eq!(again, data, "a decoded output frame re-encodes exactly");
+    }
+    if let Ok(write) = binary::decode_client_frame(&frame) {
+        let RequestId::Number(id) = &write.id else {
+            panic!("binary writes carry numeric ids");
+        };
+        let mut again = Vec::new();
+        let id = id.as_u64().expect("a u64 id");
+        binary::encode_write_frame(id, &write.params, &mut again).expect("encodable");
+        assert_eq!(again, data, "a decoded write frame re-encodes exactly");
     }
 }
 

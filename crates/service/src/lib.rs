@@ -82,6 +82,7 @@ pub mod fuzzing;
 mod context;
 mod error;
 mod forwarder;
+pub mod frames;
 mod handlers;
 mod input_wait;
 mod limits;

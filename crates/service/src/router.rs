@@ -77,6 +77,16 @@ macro_rules! router {
 
 exec_server_protocol::for_each_method!(router);
 
+/// `process/write` from a binary frame: its params arrive typed, so there
+/// is nothing to decode (and no base64).
+pub(crate) async fn binary_write(
+    cx: &mut Context,
+    params: exec_server_protocol::process::WriteParams,
+) -> Result<Value, ApiError> {
+    let result = handlers::process::write(cx, params).await?;
+    to_value(result)
+}
+
 /// Decodes params into a typed struct. Absent params decode like `{}`, so
 /// optional fields take their defaults and missing ones are named.
 fn decode_params<T: DeserializeOwned>(params: Option<Value>) -> Result<T, ApiError> {

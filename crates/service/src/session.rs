@@ -140,6 +140,9 @@ pub(crate) struct Session {
     /// The owner of this session's process groups in the server's
     /// registry: they are killed when the session ends.
     groups: GroupOwner,
+    /// Changes whenever the session is attached or detached, so that
+    /// forwarders re-read [`Session::out`] only then, not per chunk.
+    attachment: AtomicU64,
 }
 
 pub(crate) struct SessionState {
@@ -187,6 +190,7 @@ impl Session {
                 client_name: String::new(),
             }),
             groups: server.groups().new_owner(),
+            attachment: AtomicU64::new(0),
         });
         server
             .sessions()
@@ -220,6 +224,7 @@ impl Session {
         if state.reserved && !state.ended {
             state.reserved = false;
             state.out = Some(out);
+            self.attachment.fetch_add(1, Ordering::Release);
         }
     }
 
@@ -239,6 +244,11 @@ impl Session {
     /// Where notifications go right now; `None` while detached.
     pub fn out(&self) -> Option<mpsc::Sender<ServerMessage>> {
         self.lock().out.clone()
+    }
+
+    /// A number that changes whenever [`Session::out`] may have changed.
+    pub fn attachment(&self) -> u64 {
+        self.attachment.load(Ordering::Acquire)
     }
 
     pub fn running_count(&self) -> usize {
@@ -315,6 +325,7 @@ impl Session {
         let mut state = self.lock();
         state.out = None;
         state.reserved = false;
+        self.attachment.fetch_add(1, Ordering::Release);
         let mut keep = Vec::new();
         for entry in state.processes.values() {
             if entry.detachable() {
@@ -356,6 +367,7 @@ impl Session {
             }
             state.ended = true;
             state.out = None;
+            self.attachment.fetch_add(1, Ordering::Release);
             if let Some(expiry) = state.expiry.take() {
                 expiry.abort();
             }

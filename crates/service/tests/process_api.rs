@@ -682,6 +682,7 @@ async fn the_initialize_result_carries_a_secret_session_id_and_limits() {
     let init = |resume: Option<String>| InitializeParams {
         client_name: "t".into(),
         resume_session_id: resume,
+        ..Default::default()
     };
     let result = conn.initialize(init(None)).await.unwrap();
     // `SERVER_ID~SECRET`: the owner is public, the secret is 128 random bits.
@@ -711,6 +712,7 @@ async fn detached_processes_die_when_their_ttl_expires() {
         .initialize(InitializeParams {
             client_name: "a".into(),
             resume_session_id: None,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -759,6 +761,7 @@ async fn detached_processes_die_when_their_ttl_expires() {
         .initialize(InitializeParams {
             client_name: "b".into(),
             resume_session_id: init.session_id,
+            ..Default::default()
         })
         .await
         .unwrap_err();

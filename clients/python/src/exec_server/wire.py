@@ -20,6 +20,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     from typing_extensions import NotRequired
 
 __all__ = [
+    "ClientCapabilities",
     "ClosedNotification",
     "EmptyResponse",
     "ExitedNotification",
@@ -39,6 +40,7 @@ __all__ = [
     "ReadParams",
     "ReadResponse",
     "ResizeParams",
+    "ServerCapabilities",
     "ServerLimits",
     "SignalParams",
     "SignalResponse",
@@ -109,9 +111,18 @@ class SandboxInfo(TypedDict):
     support: SandboxSupport
 
 
+class ClientCapabilities(TypedDict):
+    binaryFrames: NotRequired[bool]
+
+
+class ServerCapabilities(TypedDict):
+    binaryFrames: NotRequired[bool]
+
+
 class InitializeParams(TypedDict):
     clientName: NotRequired[str]
     resumeSessionId: NotRequired[str | None]
+    capabilities: NotRequired[ClientCapabilities | None]
 
 
 class FsLimits(TypedDict):
@@ -139,6 +150,7 @@ class InitializeResponse(TypedDict):
     serverId: NotRequired[str | None]
     limits: NotRequired[ServerLimits | None]
     sandbox: NotRequired[SandboxInfo | None]
+    capabilities: NotRequired[ServerCapabilities | None]
 
 
 class TerminalSize(TypedDict):

@@ -63,7 +63,7 @@ pub fn request_latency(bench: &Bench) -> anyhow::Result<Vec<Row>> {
             flood_p99,
         )
         .baseline("idle", idle_p99)
-        .target(Target::AtMost(20_000.0)),
+        .target(Target::AtMost(10_000.0)),
         Row::new(
             "flood-latency",
             "flood delivered meanwhile",

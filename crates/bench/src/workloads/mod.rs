@@ -145,18 +145,28 @@ pub enum Transport {
     InProcess,
     /// The binary as a child, JSON lines on its stdin and stdout.
     Stdio,
-    /// The binary listening on a loopback websocket port.
+    /// The binary listening on a loopback websocket port; the client asks
+    /// for binary output frames (the Rust client's default).
     WebSocket,
+    /// The same with JSON output (base64 chunks), as v0 clients and
+    /// clients that do not ask for binary frames get.
+    WebSocketJson,
 }
 
 impl Transport {
-    pub const ALL: [Transport; 3] = [Transport::InProcess, Transport::Stdio, Transport::WebSocket];
+    pub const ALL: [Transport; 4] = [
+        Transport::InProcess,
+        Transport::Stdio,
+        Transport::WebSocket,
+        Transport::WebSocketJson,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Transport::InProcess => "in-process",
             Transport::Stdio => "stdio",
             Transport::WebSocket => "websocket",
+            Transport::WebSocketJson => "websocket-json",
         }
     }
 }
@@ -201,10 +211,11 @@ impl Connection {
                     _server: Some(ServerChild::Local(local)),
                 }
             }
-            Transport::WebSocket => {
+            Transport::WebSocket | Transport::WebSocketJson => {
                 let server = bench.ws_server(&ServerOptions::default())?;
+                let binary_frames = transport == Transport::WebSocket;
                 Connection {
-                    client: connect_ws(&server.url).await?,
+                    client: connect_ws_with(&server.url, binary_frames).await?,
                     _server: Some(ServerChild::Ws(server)),
                 }
             }
@@ -220,8 +231,14 @@ pub fn client_options() -> ClientOptions {
 }
 
 pub async fn connect_ws(url: &str) -> anyhow::Result<ExecServerClient> {
+    connect_ws_with(url, true).await
+}
+
+/// [`connect_ws`], asking for binary output frames or not.
+pub async fn connect_ws_with(url: &str, binary_frames: bool) -> anyhow::Result<ExecServerClient> {
     let mut args = WebSocketConnectArgs::new(url);
     args.options = client_options();
+    args.binary_frames = binary_frames;
     ExecServerClient::connect_websocket(args)
         .await
         .with_context(|| format!("connecting to {url}"))

@@ -129,7 +129,13 @@ fn latency_rows(
             our_p50,
         )
         .baseline("posix_spawn", raw_p50)
-        .target(Target::RatioAtMost(1.5)),
+        // Issue 11: a websocket spawn within 1.3x of posix_spawn, the
+        // other paths within 1.5x.
+        .target(Target::RatioAtMost(if path.starts_with("websocket") {
+            1.3
+        } else {
+            1.5
+        })),
         Row::new(
             workload,
             format!("{path} p99 of {count}"),

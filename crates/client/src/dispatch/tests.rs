@@ -75,6 +75,7 @@ async fn connect() -> (ExecServerClient, Peer) {
     let transport = Transport {
         sink: Sink::Encoded(sink),
         source: Source::Decoded(source),
+        capabilities: None,
     };
     let mut peer = Peer {
         from_client,

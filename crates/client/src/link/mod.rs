@@ -260,6 +260,7 @@ async fn handshake(
     let params = InitializeParams {
         client_name: client_name.to_string(),
         resume_session_id: resume.map(str::to_string),
+        capabilities: transport.capabilities.clone(),
     };
     let params = serde_json::to_value(params).map_err(|e| HandshakeError::Failed(e.to_string()))?;
     let request = ClientMessage::Request {

@@ -13,6 +13,7 @@ pub(crate) fn connect(server: &Server) -> Transport {
     Transport {
         sink: Sink::InProcess(incoming),
         source: Source::InProcess(outgoing),
+        capabilities: None,
     }
 }
 

@@ -20,6 +20,7 @@ where
     Transport {
         sink: Sink::Encoded(out_tx),
         source: Source::Decoded(in_rx),
+        capabilities: None,
     }
 }
 

@@ -19,6 +19,7 @@ pub(crate) mod websocket;
 pub(crate) mod in_process;
 
 use exec_server_protocol::ClientMessage;
+use exec_server_protocol::v0::ClientCapabilities;
 use exec_server_protocol::wire::{DecodedServerMessage, decode_server_message};
 use tokio::sync::mpsc;
 
@@ -31,6 +32,9 @@ pub(crate) const INCOMING_CAPACITY: usize = 64;
 pub(crate) struct Transport {
     pub sink: Sink,
     pub source: Source,
+    /// What the handshake asks for on this transport (binary frames on
+    /// websockets).
+    pub capabilities: Option<ClientCapabilities>,
 }
 
 /// The outgoing half. Cheap to clone; only the dispatcher (and the link,
@@ -117,6 +121,25 @@ impl Source {
 
 /// Decodes one server message and passes it on; false when the reader
 /// should stop (the receiver is gone or the server broke the protocol).
+/// Decodes one binary output frame (`schema/binary-frames.md`) and passes
+/// it on as the notification it stands for; false when the reader should
+/// stop.
+pub(crate) async fn forward_frame(
+    frame: &bytes::Bytes,
+    tx: &mpsc::Sender<DecodedServerMessage>,
+) -> bool {
+    match exec_server_protocol::binary::decode_server_frame(frame) {
+        Ok(notification) => {
+            let message = exec_server_protocol::ServerMessage::Notification(notification);
+            tx.send(DecodedServerMessage::Known(message)).await.is_ok()
+        }
+        Err(error) => {
+            tracing::error!(%error, "undecodable binary frame from the server; closing");
+            false
+        }
+    }
+}
+
 pub(crate) async fn forward_decoded(bytes: &[u8], tx: &mpsc::Sender<DecodedServerMessage>) -> bool {
     match decode_server_message(bytes) {
         Ok(message) => tx.send(message).await.is_ok(),

@@ -10,7 +10,12 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use super::{INCOMING_CAPACITY, OUTGOING_CAPACITY, Sink, Source, Transport, forward_decoded};
+use exec_server_protocol::binary;
+use exec_server_protocol::v0::ClientCapabilities;
+
+use super::{
+    INCOMING_CAPACITY, OUTGOING_CAPACITY, Sink, Source, Transport, forward_decoded, forward_frame,
+};
 use crate::{ClientError, WebSocketConnectArgs};
 
 /// Largest message accepted from the server (its output chunks are far
@@ -92,6 +97,11 @@ pub(crate) async fn connect(args: &WebSocketConnectArgs) -> Result<Transport, Cl
         while let Some(frame) = stream.next().await {
             let forwarded = match frame {
                 Ok(Message::Text(text)) => forward_decoded(text.as_bytes(), &in_tx).await,
+                // Output as binary frames once `initialize` turned them on;
+                // JSON in a binary message otherwise, as since v0.
+                Ok(Message::Binary(bytes)) if binary::is_binary_frame(&bytes) => {
+                    forward_frame(&bytes, &in_tx).await
+                }
                 Ok(Message::Binary(bytes)) => forward_decoded(&bytes, &in_tx).await,
                 Ok(Message::Close(_)) | Err(_) => false,
                 Ok(_) => true,
@@ -104,6 +114,9 @@ pub(crate) async fn connect(args: &WebSocketConnectArgs) -> Result<Transport, Cl
     Ok(Transport {
         sink: Sink::Encoded(out_tx),
         source: Source::Decoded(in_rx),
+        capabilities: args.binary_frames.then_some(ClientCapabilities {
+            binary_frames: true,
+        }),
     })
 }
 

@@ -2,7 +2,9 @@
 //! resumes a detached one. The connection lets it through only as the
 //! first request; `initialized` is a notification the connection handles.
 
-use exec_server_protocol::v0::{InitializeParams, InitializeResponse, ServerLimits};
+use exec_server_protocol::v0::{
+    InitializeParams, InitializeResponse, ServerCapabilities, ServerLimits,
+};
 
 use crate::context::Context;
 use crate::error::ApiError;
@@ -29,6 +31,15 @@ pub(crate) async fn initialize(
     session.lock().client_name = super::observe::bounded_name(&params.client_name);
     let token = session.token.clone();
     cx.set_session(session);
+    // Only once the handshake succeeded. From here on the transport writes
+    // output as binary frames, whenever it was queued: a client that asks
+    // reads both kinds from the moment it sends `initialize`.
+    let capabilities = params
+        .capabilities
+        .as_ref()
+        .map(|asked| ServerCapabilities {
+            binary_frames: asked.binary_frames && cx.turn_on_binary_frames(),
+        });
     let config = cx.config();
     Ok(InitializeResponse {
         protocol_version: exec_server_protocol::PROTOCOL_VERSION.to_string(),
@@ -51,5 +62,6 @@ pub(crate) async fn initialize(
             }),
         }),
         sandbox: Some(crate::sandbox::info(config)),
+        capabilities,
     })
 }

@@ -90,9 +90,9 @@ impl WriterEnd {
 /// Runs one connection over a transport: `read` turns bytes into
 /// [`Incoming`] messages until its input ends, `write` sends what
 /// [`WriterEnd::next`] gives it (the connection's messages, until its
-/// channel closes or the flush deadline passes). Returns once the connection ended (end of input, protocol
-/// error, server shutdown), its session was detached or ended, and the
-/// writer finished, at most [`FINAL_FLUSH`] plus the close after the end.
+/// channel closes or the flush deadline passes). Returns once the connection ended (end of input, protocol error, server
+/// shutdown), its session was detached or ended, and the writer finished,
+/// at most [`FINAL_FLUSH`] plus the close after the end.
 pub(crate) async fn run_connection<R, W>(
     server: Server,
     transport: Transport,

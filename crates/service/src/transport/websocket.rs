@@ -1,5 +1,7 @@
 //! Websocket transport: one JSON message per text (or binary) frame, many
-//! independent connections per listener, over plain TCP or TLS.
+//! independent connections per listener, over plain TCP or TLS. A client
+//! that asks in `initialize` gets output as binary frames and may send
+//! `process/write` as one ([`crate::frames`], `schema/binary-frames.md`).
 //!
 //! Connections are accepted by [`super::listener`], which bounds how long
 //! and how many of them may stay short of an upgrade; after the upgrade,
@@ -29,7 +31,8 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use exec_server_protocol::ServerMessage;
-use exec_server_protocol::wire::encode_server_message;
+use exec_server_protocol::binary;
+use exec_server_protocol::wire::{DecodeError, encode_server_message};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -38,6 +41,7 @@ use tokio_rustls::TlsAcceptor;
 use super::listener::PendingLimits;
 use super::{JsonRpcEcho, WRITE_BATCH_BYTES, WriterEnd, decode_incoming, run_connection};
 use crate::fleet::{self, PathPrefix, PathTarget};
+use crate::frames::BinaryFrames;
 use crate::metrics::{Traffic, Transport};
 use crate::security::{AccessPolicy, Refusal};
 use crate::{ConnectionOptions, Incoming, Server};
@@ -259,10 +263,13 @@ async fn upgrade(
 async fn serve_socket(server: Server, socket: WebSocket) {
     let (sink, stream) = socket.split();
     let echo = JsonRpcEcho::default();
+    let frames = BinaryFrames::default();
     let max = server.config().max_message_bytes;
     let read_echo = echo.clone();
+    let (read_switch, write_switch) = (frames.clone(), frames.clone());
     let options = ConnectionOptions {
         initialize_within: Some(server.config().initialize_timeout),
+        binary_frames: Some(frames),
     };
     let traffic = server.metrics().traffic(Transport::WebSocket);
     let read_traffic = traffic.clone();
@@ -270,8 +277,8 @@ async fn serve_socket(server: Server, socket: WebSocket) {
         server,
         Transport::WebSocket,
         options,
-        move |incoming| read_frames(stream, incoming, max, read_echo, read_traffic),
-        move |outgoing, end| write_frames(sink, outgoing, echo, end, traffic),
+        move |incoming| read_frames(stream, incoming, max, read_echo, read_switch, read_traffic),
+        move |outgoing, end| write_frames(sink, outgoing, echo, write_switch, end, traffic),
     )
     .await
 }
@@ -281,11 +288,28 @@ async fn read_frames(
     incoming: mpsc::Sender<Incoming>,
     max: usize,
     echo: JsonRpcEcho,
+    frames: BinaryFrames,
     traffic: Traffic,
 ) {
     while let Some(frame) = stream.next().await {
         let bytes = match frame {
             Ok(Message::Text(text)) => text.as_str().as_bytes().to_vec(),
+            // Before the switch, and for JSON in binary messages (accepted
+            // since v0), the bytes go the JSON way: a binary frame is told
+            // apart by its first byte, which cannot start JSON.
+            Ok(Message::Binary(bytes))
+                if frames.is_on() && binary::is_binary_frame(&bytes) && bytes.len() <= max =>
+            {
+                traffic.received(bytes.len());
+                let message = match binary::decode_client_frame(&bytes) {
+                    Ok(write) => Incoming::Write(write),
+                    Err(error) => Incoming::Invalid(DecodeError::NotJsonRpc(error.to_string())),
+                };
+                if incoming.send(message).await.is_err() {
+                    return;
+                }
+                continue;
+            }
             Ok(Message::Binary(bytes)) => bytes.to_vec(),
             // Pings are answered by the websocket library.
             Ok(Message::Ping(_) | Message::Pong(_)) => continue,
@@ -311,6 +335,7 @@ async fn write_frames(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
     mut outgoing: mpsc::Receiver<ServerMessage>,
     echo: JsonRpcEcho,
+    frames: BinaryFrames,
     mut end: WriterEnd,
     traffic: Traffic,
 ) {
@@ -318,11 +343,23 @@ async fn write_frames(
         let mut batched = 0;
         let mut next = Some(message);
         while let Some(message) = next.take() {
-            let mut frame = Vec::new();
-            encode_server_message(&message, echo.enabled(), &mut frame);
-            batched += frame.len();
-            let text = String::from_utf8(frame).expect("encoded JSON is UTF-8");
-            if let Err(error) = sink.feed(Message::Text(text.into())).await {
+            let frame = match frames
+                .is_on()
+                .then(|| binary::encode_server_frame(&message))
+            {
+                Some(Some(frame)) => {
+                    batched += frame.len();
+                    Message::Binary(frame.into())
+                }
+                _ => {
+                    let mut frame = Vec::new();
+                    encode_server_message(&message, echo.enabled(), &mut frame);
+                    batched += frame.len();
+                    let text = String::from_utf8(frame).expect("encoded JSON is UTF-8");
+                    Message::Text(text.into())
+                }
+            };
+            if let Err(error) = sink.feed(frame).await {
                 tracing::info!(%error, "websocket write failed; ending the connection");
                 return;
             }

@@ -56,6 +56,7 @@ impl Conn {
         conn.initialize(InitializeParams {
             client_name: "memory".into(),
             resume_session_id: None,
+            ..Default::default()
         })
         .await
         .expect("initialize");
