@@ -299,18 +299,9 @@ pub struct RetainedRead {
 mod tests {
     use super::*;
 
-    #[test]
-    fn small_output_is_kept_whole() {
-        let mut s = RetainedStream::new(16);
-        s.push(1, OutputStream::Stdout, Bytes::from_static(b"hello "));
-        s.push(2, OutputStream::Stdout, Bytes::from_static(b"world"));
-        assert_eq!(s.contents(), b"hello world");
-        assert!(!s.truncated());
-        assert_eq!(s.total_bytes(), 11);
-    }
-
-    #[test]
-    fn the_middle_is_dropped_and_counted_head_and_tail_survive() {
+    /// Pushes 3 + 5 + 8 + 3 bytes (seqs 1–4) into a stream that keeps 8;
+    /// returns it and everything pushed.
+    fn four_pushes_into_eight_bytes() -> (RetainedStream, Vec<u8>) {
         let mut s = RetainedStream::new(8);
         let mut all = Vec::new();
         for (seq, piece) in [&b"abc"[..], b"defgh", b"ijklmnop", b"qrs"]
@@ -324,6 +315,22 @@ mod tests {
             );
             all.extend_from_slice(piece);
         }
+        (s, all)
+    }
+
+    #[test]
+    fn small_output_is_kept_whole() {
+        let mut s = RetainedStream::new(16);
+        s.push(1, OutputStream::Stdout, Bytes::from_static(b"hello "));
+        s.push(2, OutputStream::Stdout, Bytes::from_static(b"world"));
+        assert_eq!(s.contents(), b"hello world");
+        assert!(!s.truncated());
+        assert_eq!(s.total_bytes(), 11);
+    }
+
+    #[test]
+    fn the_middle_is_dropped_and_counted_head_and_tail_survive() {
+        let (s, all) = four_pushes_into_eight_bytes();
         // Head is the first 4 bytes, tail the last 4; 11 bytes dropped.
         assert_eq!(s.contents(), b"abcdpqrs");
         assert!(s.truncated());
@@ -383,19 +390,7 @@ mod tests {
 
     #[test]
     fn every_chunk_keeps_its_exact_stream_offset() {
-        let mut s = RetainedStream::new(8);
-        let mut all = Vec::new();
-        for (seq, piece) in [&b"abc"[..], b"defgh", b"ijklmnop", b"qrs"]
-            .iter()
-            .enumerate()
-        {
-            s.push(
-                seq as u64 + 1,
-                OutputStream::Stdout,
-                Bytes::copy_from_slice(piece),
-            );
-            all.extend_from_slice(piece);
-        }
+        let (s, all) = four_pushes_into_eight_bytes();
         let placed: Vec<(u64, u64, &[u8])> =
             s.chunks().map(|c| (c.seq, c.offset, &c.data[..])).collect();
         // The head split "defgh" after "d"; eviction trimmed "ijklmnop"
