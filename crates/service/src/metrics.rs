@@ -9,6 +9,7 @@
 //! sets only (method names of the method table, a transport's name), so a
 //! client cannot grow the number of series.
 
+use std::collections::HashMap;
 use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 
@@ -64,17 +65,40 @@ pub struct Metrics {
     spawns_total: Counter,
     spawn_failures_total: Counter,
     spawn_seconds: Histogram,
-    requests_total: Family<MethodLabel, Counter>,
-    request_errors_total: Family<MethodLabel, Counter>,
-    request_seconds: Family<MethodLabel, Histogram>,
     sent_bytes: Family<TransportLabel, Counter>,
     received_bytes: Family<TransportLabel, Counter>,
     processes_running: Gauge<i64, AtomicI64>,
     processes_detached: Gauge<i64, AtomicI64>,
     sessions: Gauge<i64, AtomicI64>,
-    /// Method names of the table, so a label is always a `&'static str`
-    /// from a fixed set.
-    methods: Vec<&'static str>,
+    /// Each method's series (and `unknown`'s), created up front: a
+    /// request costs one map lookup, never a family's lock, and only
+    /// method-table names can become labels.
+    methods: HashMap<&'static str, MethodSeries>,
+    unknown: MethodSeries,
+}
+
+/// The series of one method label.
+#[derive(Debug)]
+struct MethodSeries {
+    requests: Counter,
+    errors: Counter,
+    duration: Histogram,
+}
+
+impl MethodSeries {
+    fn new(
+        method: &'static str,
+        requests: &Family<MethodLabel, Counter>,
+        errors: &Family<MethodLabel, Counter>,
+        durations: &Family<MethodLabel, Histogram>,
+    ) -> Self {
+        let label = MethodLabel { method };
+        MethodSeries {
+            requests: requests.get_or_create(&label).clone(),
+            errors: errors.get_or_create(&label).clone(),
+            duration: durations.get_or_create(&label).clone(),
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -173,6 +197,19 @@ impl Metrics {
             "Sessions alive now, attached or detached",
             sessions.clone(),
         );
+        let series = |method| {
+            MethodSeries::new(
+                method,
+                &requests_total,
+                &request_errors_total,
+                &request_seconds,
+            )
+        };
+        let methods = method_names()
+            .into_iter()
+            .map(|method| (method, series(method)))
+            .collect();
+        let unknown = series(UNKNOWN_METHOD);
         Metrics {
             registry,
             connections_total,
@@ -180,15 +217,13 @@ impl Metrics {
             spawns_total,
             spawn_failures_total,
             spawn_seconds,
-            requests_total,
-            request_errors_total,
-            request_seconds,
             sent_bytes,
             received_bytes,
             processes_running,
             processes_detached,
             sessions,
-            methods: method_names(),
+            methods,
+            unknown,
         }
     }
 
@@ -212,16 +247,12 @@ impl Metrics {
 
     /// Records the answer to a request for `method` after `elapsed`.
     pub fn answered(&self, method: &str, elapsed: Duration, succeeded: bool) {
-        let label = MethodLabel {
-            method: self.method_label(method),
-        };
-        self.requests_total.get_or_create(&label).inc();
+        let series = self.series(method);
+        series.requests.inc();
         if !succeeded {
-            self.request_errors_total.get_or_create(&label).inc();
+            series.errors.inc();
         }
-        self.request_seconds
-            .get_or_create(&label)
-            .observe(elapsed.as_secs_f64());
+        series.duration.observe(elapsed.as_secs_f64());
     }
 
     /// The byte counters of one transport, for its reader and writer.
@@ -233,12 +264,8 @@ impl Metrics {
         }
     }
 
-    fn method_label(&self, method: &str) -> &'static str {
-        self.methods
-            .iter()
-            .copied()
-            .find(|known| *known == method)
-            .unwrap_or(UNKNOWN_METHOD)
+    fn series(&self, method: &str) -> &MethodSeries {
+        self.methods.get(method).unwrap_or(&self.unknown)
     }
 }
 
@@ -314,9 +341,21 @@ mod tests {
     #[test]
     fn a_method_outside_the_table_is_one_label() {
         let metrics = Metrics::new();
-        assert_eq!(metrics.method_label("process/start"), "process/start");
-        assert_eq!(metrics.method_label("initialize"), "initialize");
-        assert_eq!(metrics.method_label("no/such-method"), UNKNOWN_METHOD);
-        assert_eq!(metrics.method_label(&"x".repeat(10_000)), UNKNOWN_METHOD);
+        metrics.answered("process/start", Duration::from_millis(1), true);
+        metrics.answered("initialize", Duration::from_millis(1), false);
+        metrics.answered("no/such-method", Duration::from_millis(1), false);
+        metrics.answered(&"x".repeat(10_000), Duration::from_millis(1), false);
+        let mut text = String::new();
+        encode(&mut text, &metrics.registry).unwrap();
+        let line = |name: &str| {
+            text.lines()
+                .find(|line| line.starts_with(name))
+                .unwrap_or_else(|| panic!("{name} missing from:\n{text}"))
+                .to_string()
+        };
+        assert!(line(r#"exec_server_requests_total{method="process/start"}"#).ends_with(" 1"));
+        assert!(line(r#"exec_server_request_errors_total{method="initialize"}"#).ends_with(" 1"));
+        assert!(line(r#"exec_server_requests_total{method="unknown"}"#).ends_with(" 2"));
+        assert!(!text.contains("no/such-method") && !text.contains("xxxx"));
     }
 }
