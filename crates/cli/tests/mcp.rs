@@ -10,17 +10,7 @@ use std::process::Command;
 #[test]
 fn the_official_python_mcp_client_drives_every_tool() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mcp_client.py");
-    let python = common::test_python();
-    let sdk = Command::new(&python)
-        .args(["-c", "import mcp"])
-        .output()
-        .expect("run the test Python");
-    assert!(
-        sdk.status.success(),
-        "{} cannot import `mcp`: run scripts/test, which installs scripts/python-requirements.txt\n{}",
-        python.display(),
-        String::from_utf8_lossy(&sdk.stderr)
-    );
+    let python = common::test_python_with(&["mcp"]);
     let output = Command::new(&python)
         .arg(script)
         .arg(common::server_bin())

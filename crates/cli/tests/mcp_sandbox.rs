@@ -13,17 +13,7 @@ use std::process::Command;
 #[test]
 fn mcp_with_a_sandbox_reports_denials_to_the_model() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mcp_sandbox_client.py");
-    let python = common::test_python();
-    let sdk = Command::new(&python)
-        .args(["-c", "import mcp"])
-        .output()
-        .expect("run the test Python");
-    assert!(
-        sdk.status.success(),
-        "{} cannot import `mcp`: run scripts/test, which installs scripts/python-requirements.txt\n{}",
-        python.display(),
-        String::from_utf8_lossy(&sdk.stderr)
-    );
+    let python = common::test_python_with(&["mcp"]);
     let workspace = tempfile::tempdir().unwrap();
     std::fs::create_dir(workspace.path().join(".git")).unwrap();
     std::fs::write(workspace.path().join(".git/config"), "[core]\n").unwrap();

@@ -131,17 +131,7 @@ fn the_browser_terminal_works_in_chromium() {
         chromium.is_some(),
         "Debian's chromium is required: apt-get install chromium (scripts/apt-packages.txt)"
     );
-    let python = common::test_python();
-    let modules = Command::new(&python)
-        .args(["-c", "import playwright, mcp"])
-        .output();
-    match modules {
-        Ok(output) if output.status.success() => {}
-        _ => panic!(
-            "{} with `playwright` and `mcp` is required (scripts/python-requirements.txt)",
-            python.display()
-        ),
-    }
+    let python = common::test_python_with(&["playwright", "mcp"]);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/web_browser.py");
     let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/web-screenshots");
     let output = Command::new(&python)

@@ -51,6 +51,23 @@ pub fn test_python() -> std::path::PathBuf {
     venv
 }
 
+/// [`test_python`], after checking that it imports `modules`: a missing
+/// package fails the test with the command that installs it.
+pub fn test_python_with(modules: &[&str]) -> std::path::PathBuf {
+    let python = test_python();
+    let imports = std::process::Command::new(&python)
+        .args(["-c", &format!("import {}", modules.join(", "))])
+        .output()
+        .expect("run the test Python");
+    assert!(
+        imports.status.success(),
+        "{} cannot import {modules:?}: run scripts/test, which installs scripts/python-requirements.txt\n{}",
+        python.display(),
+        String::from_utf8_lossy(&imports.stderr)
+    );
+    python
+}
+
 pub fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
