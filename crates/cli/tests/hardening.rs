@@ -134,13 +134,11 @@ async fn silent_and_dripping_connections_are_closed_within_the_handshake_timeout
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_that_completes_tls_and_then_says_nothing_is_closed() {
     let dir = tempfile::tempdir().unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    let cert_path = dir.path().join("cert.pem");
-    let key_path = dir.path().join("key.pem");
-    std::fs::write(&cert_path, cert.pem()).unwrap();
-    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let common::SelfSigned {
+        cert,
+        cert_path,
+        key_path,
+    } = common::self_signed(dir.path(), &["127.0.0.1"]);
     let mut command = tokio::process::Command::new(server_bin());
     command
         .args([

@@ -199,15 +199,11 @@ fn a_non_loopback_listener_without_a_token_refuses_to_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wss_works_end_to_end_with_a_self_signed_certificate_and_a_token() {
     let dir = tempfile::tempdir().unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let params =
-        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-            .unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    let cert_path = dir.path().join("cert.pem");
-    let key_path = dir.path().join("key.pem");
-    std::fs::write(&cert_path, cert.pem()).unwrap();
-    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let common::SelfSigned {
+        cert,
+        cert_path,
+        key_path,
+    } = common::self_signed(dir.path(), &["127.0.0.1", "localhost"]);
     let mut command = tokio::process::Command::new(server_bin());
     command
         .args([

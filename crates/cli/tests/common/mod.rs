@@ -68,6 +68,32 @@ pub fn test_python_with(modules: &[&str]) -> std::path::PathBuf {
     python
 }
 
+/// A self-signed certificate for `names`, written with its key as
+/// `cert.pem` and `key.pem` in `dir` (for `--tls-cert` / `--tls-key`).
+pub struct SelfSigned {
+    pub cert: rcgen::Certificate,
+    pub cert_path: std::path::PathBuf,
+    pub key_path: std::path::PathBuf,
+}
+
+pub fn self_signed(dir: &std::path::Path, names: &[&str]) -> SelfSigned {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let names: Vec<String> = names.iter().map(|name| name.to_string()).collect();
+    let cert = rcgen::CertificateParams::new(names)
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let cert_path = dir.join("cert.pem");
+    let key_path = dir.join("key.pem");
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    SelfSigned {
+        cert,
+        cert_path,
+        key_path,
+    }
+}
+
 pub fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
