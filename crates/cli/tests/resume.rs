@@ -49,24 +49,7 @@ async fn steady_output_to_a_slow_consumer_with_cuts_loses_and_repeats_nothing() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cuts_during_a_replay_repeat_nothing() {
     let setup = Setup::start(&["--retained-output-bytes", "67108864"]).await;
-    let go = setup.marker("go");
-    let written = setup.marker("written");
-    let lines_total = 2_000_000;
-    let script = format!(
-        "{}; while [ ! -e {go} ]; do sleep 0.01; done; {}; touch {written}; sleep 3",
-        numbered(1, 1000),
-        numbered(1001, lines_total),
-        go = go.display(),
-        written = written.display()
-    );
-    let mut process = setup.spawn(&script).await;
-    let mut ledger = Ledger::new(lines_total * LINE);
-    while ledger.delivered < 1000 * LINE {
-        assert!(next(&mut process, &mut ledger).await);
-    }
-    setup.cut_and_pause();
-    std::fs::write(&go, b"").unwrap();
-    wait_for_file(&written).await;
+    let (mut process, mut ledger) = setup.written_while_away(1000, 2_000_000, "sleep 3").await;
     // Come back, and cut the replay twice in the middle.
     setup.proxy.cut_next_after(3_000_000);
     setup.come_back();
@@ -91,22 +74,7 @@ async fn cuts_during_a_replay_repeat_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gaps_are_exact_when_retention_exceeds_one_read() {
     let setup = Setup::start(&["--retained-output-bytes", "8388608"]).await;
-    let go = setup.marker("go");
-    let lines_total = 4_000_000;
-    let script = format!(
-        "{}; while [ ! -e {go} ]; do sleep 0.01; done; {}; touch {go}.done",
-        numbered(1, 100),
-        numbered(101, lines_total),
-        go = go.display(),
-    );
-    let mut process = setup.spawn(&script).await;
-    let mut ledger = Ledger::new(lines_total * LINE);
-    while ledger.delivered < 100 * LINE {
-        assert!(next(&mut process, &mut ledger).await);
-    }
-    setup.cut_and_pause();
-    std::fs::write(&go, b"").unwrap();
-    wait_for_file(&setup.marker("go.done")).await;
+    let (mut process, mut ledger) = setup.written_while_away(100, 4_000_000, "true").await;
     setup.come_back();
     drain(&mut process, &mut ledger, Pace::Fast).await;
     ledger.assert_exact();
@@ -144,24 +112,7 @@ async fn gaps_are_exact_after_many_small_evictions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exit_during_a_replay_cut_again_still_ends_with_the_exit() {
     let setup = Setup::start(&["--retained-output-bytes", "134217728"]).await;
-    let go = setup.marker("go");
-    let written = setup.marker("written");
-    let lines_total = 3_000_000;
-    let script = format!(
-        "{}; while [ ! -e {go} ]; do sleep 0.01; done; {}; touch {written}; sleep 0.3",
-        numbered(1, 100),
-        numbered(101, lines_total),
-        go = go.display(),
-        written = written.display()
-    );
-    let mut process = setup.spawn(&script).await;
-    let mut ledger = Ledger::new(lines_total * LINE);
-    while ledger.delivered < 100 * LINE {
-        assert!(next(&mut process, &mut ledger).await);
-    }
-    setup.cut_and_pause();
-    std::fs::write(&go, b"").unwrap();
-    wait_for_file(&written).await;
+    let (mut process, mut ledger) = setup.written_while_away(100, 3_000_000, "sleep 0.3").await;
     // The replay of 30 MB to a slow reader outlasts the process; then the
     // connection drops again.
     setup.proxy.cut_next_after(20_000_000);

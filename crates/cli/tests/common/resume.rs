@@ -303,6 +303,37 @@ impl Setup {
             .unwrap()
     }
 
+    /// A process that prints numbered lines `1..=first`, which the client
+    /// reads; then the connection is cut and, while the client is away,
+    /// the process prints the rest up to `total` and runs `then` (e.g. a
+    /// `sleep` that keeps it alive). Returns once all is written, with the
+    /// client still away: the caller arms cuts and calls [`come_back`].
+    pub async fn written_while_away(
+        &self,
+        first: u64,
+        total: u64,
+        then: &str,
+    ) -> (RemoteProcess, Ledger) {
+        let go = self.marker("go");
+        let written = self.marker("written");
+        let script = format!(
+            "{}; while [ ! -e {go} ]; do sleep 0.01; done; {}; touch {written}; {then}",
+            numbered(1, first),
+            numbered(first + 1, total),
+            go = go.display(),
+            written = written.display()
+        );
+        let mut process = self.spawn(&script).await;
+        let mut ledger = Ledger::new(total * LINE);
+        while ledger.delivered < first * LINE {
+            assert!(next(&mut process, &mut ledger).await);
+        }
+        self.cut_and_pause();
+        std::fs::write(&go, b"").unwrap();
+        wait_for_file(&written).await;
+        (process, ledger)
+    }
+
     /// Cuts the connection and keeps the client away until [`come_back`].
     pub fn cut_and_pause(&self) {
         self.proxy.pause();
